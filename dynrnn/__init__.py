@@ -1,0 +1,32 @@
+"""dynrnn: learning dynamical systems from time series, on JAX, Equinox, Diffrax and Optax.
+
+```python
+import dynrnn as dr
+```
+The packages follow the data: `systems`, `io`, `preprocess` bring data in; `models` and `dsf`
+describe dynamics; `scan` executes recurrences; `metrics` judges models; `training` fits them;
+`plot` and `cli` show them.
+"""
+
+from . import (
+    datasets as datasets,
+    dsf as dsf,
+    io as io,
+    metrics as metrics,
+    models as models,
+    plot as plot,
+    preprocess as preprocess,
+    regularizers as regularizers,
+    scan as scan,
+    systems as systems,
+    training as training,
+)
+from ._errors import (
+    CheckpointError as CheckpointError,
+    DynrnnError as DynrnnError,
+    TrainingDivergedError as TrainingDivergedError,
+)
+from .training import *  # noqa: F403  (fit, GTF, STF, evaluate, save, load, ...)
+
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""The `dynrnn` command line."""
+
+from ._main import main as main

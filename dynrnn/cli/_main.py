@@ -1,0 +1,52 @@
+"""Entry point of the `dynrnn` command: one sub-command per module in this package.
+
+Each sub-command module defines `register(subparsers)`, which adds its parser and sets
+`func` (called with the parsed arguments, returns an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .._errors import DynrnnError
+
+
+# Sub-command modules, in the order `dynrnn --help` lists them. A module that is missing
+# (feature not installed) is skipped rather than breaking the whole command line.
+_COMMANDS = ["_reconstruct", "_fit", "_evaluate", "_compare", "_info"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dynrnn",
+        description="Learn dynamical systems from time series (dynrnn).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            mod = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"{__package__}.{name}":
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (DynrnnError, ValueError, TypeError, FileNotFoundError) as e:
+        print(f"dynrnn {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""dynrnn.datasets"""

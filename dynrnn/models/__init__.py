@@ -1,0 +1,8 @@
+"""Models of dynamics: every model with a state shares the interface of
+`AbstractLatentModel` (`init_state`, `step`, `observe`, `rollout`, `jacobian`)."""
+
+from ._base import (
+    AbstractLatentModel as AbstractLatentModel,
+    AbstractObservation as AbstractObservation,
+)
+from ._observation import Affine as Affine, Identity as Identity

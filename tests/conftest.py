@@ -1,0 +1,43 @@
+"""Shared fixtures. Float64 is enabled for the whole test run so that comparisons against
+float64 NumPy references are possible; tests of float32 behaviour cast explicitly."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pathlib
+
+import jax
+
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.random as jr  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = pathlib.Path(
+    os.environ.get("DYNRNN_SHARED_DATA", ROOT.parent / "shared" / "data")
+).resolve()
+
+
+@pytest.fixture
+def getkey():
+    """Fresh PRNG keys: `getkey()` returns a new key on every call."""
+    counter = itertools.count()
+    base = jr.PRNGKey(np.random.SeedSequence().entropy % (2**31))
+
+    def _getkey():
+        return jr.fold_in(base, next(counter))
+
+    return _getkey
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    """`../shared/data`, the real datasets (never committed into the project)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED_DATA} (set DYNRNN_SHARED_DATA)")
+    return SHARED_DATA
