@@ -11,6 +11,7 @@ describe dynamics; `scan` executes recurrences; `metrics` judges models; `traini
 from . import (
     datasets as datasets,
     dsf as dsf,
+    interop as interop,
     io as io,
     metrics as metrics,
     models as models,
@@ -19,6 +20,7 @@ from . import (
     regularizers as regularizers,
     scan as scan,
     systems as systems,
+    tasks as tasks,
     training as training,
 )
 from ._errors import (

@@ -1,0 +1,1 @@
+"""Benchmark tasks shared by `dr.compare` (MQAR, sequential digits, reconstruction)."""
