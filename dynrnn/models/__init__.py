@@ -6,3 +6,9 @@ from ._base import (
     AbstractObservation as AbstractObservation,
 )
 from ._observation import Affine as Affine, Identity as Identity
+from ._plrnn import (
+    ALRNN as ALRNN,
+    DendPLRNN as DendPLRNN,
+    PLRNN as PLRNN,
+    ShallowPLRNN as ShallowPLRNN,
+)
