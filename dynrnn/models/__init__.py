@@ -5,6 +5,8 @@ from ._base import (
     AbstractLatentModel as AbstractLatentModel,
     AbstractObservation as AbstractObservation,
 )
+from ._hippo import discretize as discretize, hippo as hippo, krylov as krylov
+from ._lssl import LSSL as LSSL, DeepLSSL as DeepLSSL
 from ._observation import Affine as Affine, Identity as Identity
 from ._plrnn import (
     ALRNN as ALRNN,
