@@ -12,6 +12,10 @@ dr.metrics.lyapunov_spectrum(model, z0, n_steps=10_000)  # chaos (per step for m
 Definitions follow the reference implementation of Hess et al. (2023, ICML), GTF-shPLRNN.
 """
 
+from ._equivariance import (
+    TranslationFlow as TranslationFlow,
+    equivariance_error as equivariance_error,
+)
 from ._lyapunov import lyapunov_spectrum as lyapunov_spectrum, max_lyapunov as max_lyapunov
 from ._prediction import prediction_error as prediction_error
 from ._spectrum import power_spectrum_distance as power_spectrum_distance

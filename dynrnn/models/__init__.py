@@ -5,6 +5,14 @@ from ._base import (
     AbstractLatentModel as AbstractLatentModel,
     AbstractObservation as AbstractObservation,
 )
+from ._fernn import (
+    AbstractFrameRNN as AbstractFrameRNN,
+    ConvDecoder as ConvDecoder,
+    FlowEquivariantRNN as FlowEquivariantRNN,
+    FrameRNN as FrameRNN,
+    GridClassifierHead as GridClassifierHead,
+    NextFramePredictor as NextFramePredictor,
+)
 from ._hippo import discretize as discretize, hippo as hippo, krylov as krylov
 from ._lssl import LSSL as LSSL, DeepLSSL as DeepLSSL
 from ._observation import Affine as Affine, Identity as Identity
