@@ -1,1 +1,20 @@
-"""dynrnn.training"""
+"""Fitting models: teacher forcing, `fit`, evaluation, checkpoints."""
+
+from ._checkpoint import load as load, save as save
+from ._evaluate import evaluate as evaluate, generate as generate
+from ._fit import FitResult as FitResult, default_optimizer as default_optimizer, fit as fit
+from ._forcing import (
+    GTF as GTF,
+    STF as STF,
+    AbstractTeacherForcing as AbstractTeacherForcing,
+    forced_loss as forced_loss,
+    forced_rollout as forced_rollout,
+    gtf_blend as gtf_blend,
+    optimal_alpha as optimal_alpha,
+)
+
+
+__all__ = [
+    "FitResult", "GTF", "STF", "AbstractTeacherForcing", "evaluate", "fit", "generate", "load",
+    "save",
+]
