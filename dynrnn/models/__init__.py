@@ -1,10 +1,12 @@
 """Models of dynamics: every model with a state shares the interface of
 `AbstractLatentModel` (`init_state`, `step`, `observe`, `rollout`, `jacobian`)."""
 
+from . import wirings as wirings
 from ._base import (
     AbstractLatentModel as AbstractLatentModel,
     AbstractObservation as AbstractObservation,
 )
+from ._cfc import CfC as CfC
 from ._fernn import (
     AbstractFrameRNN as AbstractFrameRNN,
     ConvDecoder as ConvDecoder,
@@ -15,6 +17,7 @@ from ._fernn import (
 )
 from ._hippo import discretize as discretize, hippo as hippo, krylov as krylov
 from ._lssl import LSSL as LSSL, DeepLSSL as DeepLSSL
+from ._ltc import LTC as LTC, AbstractLiquidModel as AbstractLiquidModel
 from ._observation import Affine as Affine, Identity as Identity
 from ._plrnn import (
     ALRNN as ALRNN,

@@ -1,0 +1,313 @@
+"""Closed-form continuous-time networks (CfC).
+
+Hasani, Lechner, Amini, Liebenwein, Ray, Tschaikowski, Teschl, Rus, "Closed-form
+continuous-time neural networks", Nature Machine Intelligence 2022, Eq. 10; semantics of the
+reference implementation `ncps.torch.CfC` (tanh heads, gate `σ(t_a·Δt + t_b)`, lecun-tanh
+backbone; wired CfC as `ncps.torch.WiredCfCCell`).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._errors import DynrnnValueError, check_positive
+from ._base import AbstractObservation
+from ._ltc import (
+    AbstractLiquidModel,
+    LiquidReadout,
+    LSTMCell,
+    _check_int,
+    _dtype,
+    _torch_bias,
+)
+from ._observation import glorot_uniform, make_observation
+from ._wirings import AbstractWiring, Wiring, as_wiring
+
+
+_MODES = ("default", "no_gate", "pure")
+
+
+def lecun_tanh(x):
+    """LeCun's scaled tanh `1.7159 tanh(0.666 x)` (ncps's constants)."""
+    return 1.7159 * jnp.tanh(0.666 * x)
+
+
+_ACTIVATIONS = {
+    "lecun_tanh": lecun_tanh,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+}
+
+
+def _linear(key, fan_out, fan_in, dtype):
+    """ncps's initialisation: Xavier-uniform weight, PyTorch-default bias."""
+    kw, kb = jr.split(key)
+    return glorot_uniform(kw, (fan_out, fan_in), dtype), _torch_bias(kb, fan_out, fan_in, dtype)
+
+
+class CfCCell(eqx.Module):
+    """One CfC cell (ncps `CfCCell`): `x = backbone([u; h])`, heads on `x`, and
+
+    - `default`: `h' = tanh(ff1) ⊙ (1 − s) + s ⊙ tanh(ff2)`, `s = σ(t_a Δt + t_b)`;
+    - `no_gate`: `h' = tanh(ff1) + s ⊙ tanh(ff2)`;
+    - `pure` (Cf-S, the direct solution): `h' = −A ⊙ exp(−Δt (|w_τ| + |ff1|)) ⊙ ff1 + A`.
+
+    The backbone is `Linear → act`, then `(layers − 1) × [Linear → act → dropout]`; with no
+    backbone layers the heads read `[u; h]` directly. `mask` (wired CfC) multiplies the
+    weights of `ff1` and `ff2`.
+    """
+
+    backbone: tuple[tuple[Float[Array, "out in"], Float[Array, " out"]], ...]
+    ff1: tuple[Float[Array, "hidden cat"], Float[Array, " hidden"]]
+    ff2: tuple[Float[Array, "hidden cat"], Float[Array, " hidden"]] | None
+    time_a: tuple[Float[Array, "hidden cat"], Float[Array, " hidden"]] | None
+    time_b: tuple[Float[Array, "hidden cat"], Float[Array, " hidden"]] | None
+    A: Float[Array, " hidden"] | None
+    w_tau: Float[Array, " hidden"] | None
+    mode: str = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
+    dropout: float = eqx.field(static=True)
+
+    def __init__(self, input_size, hidden_size, *, mode, backbone_units, backbone_layers,
+                 backbone_dropout, activation, dtype, key):
+        keys = jr.split(key, backbone_layers + 4)
+        backbone = []
+        fan_in = input_size + hidden_size
+        for i in range(backbone_layers):
+            backbone.append(_linear(keys[i], backbone_units, fan_in, dtype))
+            fan_in = backbone_units
+        self.backbone = tuple(backbone)
+        k1, k2, k3, k4 = keys[backbone_layers:]
+        self.ff1 = _linear(k1, hidden_size, fan_in, dtype)
+        if mode == "pure":
+            # The paper's A = 1, w_τ = 0 (ncps then overwrites these (1, H) parameters with
+            # its Xavier loop over all 2-D parameters; from_ncps copies whatever they are).
+            self.A = jnp.ones((hidden_size,), dtype)
+            self.w_tau = jnp.zeros((hidden_size,), dtype)
+            self.ff2 = self.time_a = self.time_b = None
+        else:
+            self.A = self.w_tau = None
+            self.ff2 = _linear(k2, hidden_size, fan_in, dtype)
+            self.time_a = _linear(k3, hidden_size, fan_in, dtype)
+            self.time_b = _linear(k4, hidden_size, fan_in, dtype)
+        self.mode = mode
+        self.activation = activation
+        self.dropout = float(backbone_dropout)
+
+    def __call__(self, u, h, timespan, mask=None, key=None):
+        x = jnp.concatenate([u, h])
+        act = _ACTIVATIONS[self.activation]
+        for i, (w, b) in enumerate(self.backbone):
+            x = act(w @ x + b)
+            # ncps puts dropout after the second and later backbone layers only.
+            if i > 0 and self.dropout > 0.0 and key is not None:
+                key, sub = jr.split(key)
+                keep = jr.bernoulli(sub, 1.0 - self.dropout, x.shape)
+                x = jnp.where(keep, x / (1.0 - self.dropout), 0.0)
+
+        def head(p, masked):
+            w, b = p
+            if masked and mask is not None:
+                w = w * mask
+            return w @ x + b
+
+        ff1 = head(self.ff1, True)
+        if self.mode == "pure":
+            decay = jnp.exp(-timespan * (jnp.abs(self.w_tau) + jnp.abs(ff1)))
+            return -self.A * decay * ff1 + self.A
+        ff1 = jnp.tanh(ff1)
+        ff2 = jnp.tanh(head(self.ff2, True))
+        gate = jax.nn.sigmoid(head(self.time_a, False) * timespan + head(self.time_b, False))
+        if self.mode == "no_gate":
+            return ff1 + gate * ff2
+        return ff1 * (1.0 - gate) + gate * ff2
+
+
+def _index(ids):
+    """A slice for a contiguous ascending id range (cheaper than a gather), else the ids."""
+    ids = tuple(ids)
+    if ids == tuple(range(ids[0], ids[0] + len(ids))):
+        return slice(ids[0], ids[0] + len(ids))
+    return np.asarray(ids)
+
+
+class CfC(AbstractLiquidModel):
+    """Closed-form continuous-time network with ncps (PyTorch) semantics.
+
+    Per step with elapsed time `Δt` (Hasani et al. 2022, Eq. 10, as ncps implements it):
+
+    `h' = tanh(ff1(x)) ⊙ (1 − σ(t_a(x) Δt + t_b(x))) + σ(t_a(x) Δt + t_b(x)) ⊙ tanh(ff2(x))`,
+    `x = backbone([u; h])` (modes: see `CfCCell`). The paper's `σ(−f t)` gate is `σ(t_a Δt + t_b)`.
+
+    **Wired CfC** (`wiring=` an NCP, or a wiring passed as `hidden`): no backbone; one cell per
+    layer of the wiring (inter → command → motor), each reading the previous layer's new
+    state (the inputs for the first) through the wiring's synapses (masks on `ff1`, `ff2`;
+    `t_a`, `t_b` unmasked) plus its own state. The flat state is in the wiring's neuron order
+    (motor neurons first; ncps concatenates its state layer by layer, inter first), and the
+    output is the motor layer.
+
+    **Mixed memory**: an LSTM step first (`h, c ← LSTM(u, h, c)`), then the CfC step from the
+    LSTM's `h`; the flat state is `[h; c]`.
+
+    **Output**: the first `n` state units (all hidden units, or the motor neurons), followed by
+    a dense `Linear(n → output)` if `output` is given (ncps `proj_size`). For reconstruction,
+    `observation="identity"`/`"affine"`/an observation model replaces this map.
+
+    **Arguments:**
+    - `input`: number of inputs (0 for an autonomous model).
+    - `hidden`: number of hidden units, or a wiring (`dr.models.wirings.AutoNCP(...)`, ...).
+    - `output`: projection size (default: no projection).
+    - `mode`: `"default"`, `"no_gate"` or `"pure"`.
+    - `backbone_units`, `backbone_layers`, `backbone_dropout`, `backbone_activation`: default
+      128, 1, 0.0, `"lecun_tanh"` (also `"tanh"`, `"relu"`, `"silu"`, `"gelu"`); not allowed
+      with a wiring. Dropout is active only when a `key` is passed to the call.
+    - `mixed_memory`: prepend the LSTM.
+    - `wiring`: a wiring (alternative to passing it as `hidden`).
+    - `observation`: `None` (the output map above), `"identity"`, `"affine"` or an instance.
+    - `dt`: elapsed time of one `step` in the latent-model interface (default 1).
+    - `key`: PRNG key.
+
+    **Raises:** `ValueError` for an unknown mode, sizes that do not match the wiring, or backbone
+    arguments with a wiring.
+    """
+
+    cells: tuple[CfCCell, ...]
+    lstm: LSTMCell | None
+    observation: AbstractObservation
+    wiring: Wiring | None = eqx.field(static=True)
+    mode: str = eqx.field(static=True)
+    input_size: int = eqx.field(static=True)
+    units: int = eqx.field(static=True)
+    state_size: int = eqx.field(static=True)
+    mixed_memory: bool = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        input: int,
+        hidden: int | AbstractWiring | Wiring | None,
+        output: int | None = None,
+        *,
+        mode: str = "default",
+        backbone_units: int | None = None,
+        backbone_layers: int | None = None,
+        backbone_dropout: float | None = None,
+        backbone_activation: str = "lecun_tanh",
+        mixed_memory: bool = False,
+        wiring: AbstractWiring | Wiring | None = None,
+        observation=None,
+        dt: float = 1.0,
+        dtype=None,
+        key: PRNGKeyArray,
+    ):
+        input = _check_int(input, "input", 0)
+        if mode not in _MODES:
+            raise DynrnnValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
+        if backbone_activation not in _ACTIVATIONS:
+            raise DynrnnValueError(
+                f"`backbone_activation` must be one of {tuple(_ACTIVATIONS)}, got "
+                f"{backbone_activation!r}."
+            )
+        if isinstance(hidden, AbstractWiring | Wiring):
+            if wiring is not None:
+                raise DynrnnValueError(
+                    "pass the wiring either as `hidden` or as `wiring`, not both."
+                )
+            wiring, hidden = hidden, None
+        if wiring is not None:
+            built = as_wiring(wiring, input)
+            if hidden is not None and hidden != built.units:
+                raise DynrnnValueError(
+                    f"`hidden`={hidden} does not match the wiring's {built.units} units."
+                )
+            for name, v in (("backbone_units", backbone_units),
+                            ("backbone_layers", backbone_layers),
+                            ("backbone_dropout", backbone_dropout)):
+                if v is not None:
+                    raise DynrnnValueError(
+                        f"`{name}` cannot be used with a wiring (a wired CfC has no backbone)."
+                    )
+            units = built.units
+            n_cells = built.output_dim
+        else:
+            built = None
+            units = _check_int(hidden, "hidden", 1)
+            n_cells = units
+        backbone_units = 128 if backbone_units is None else _check_int(
+            backbone_units, "backbone_units", 1)
+        backbone_layers = 1 if backbone_layers is None else _check_int(
+            backbone_layers, "backbone_layers", 0)
+        backbone_dropout = 0.0 if backbone_dropout is None else float(backbone_dropout)
+        if not 0.0 <= backbone_dropout < 1.0:
+            raise DynrnnValueError(f"`backbone_dropout` must be in [0, 1), got {backbone_dropout}.")
+        dtype = _dtype(dtype)
+        kc, kl, ko = jr.split(key, 3)
+        if built is None:
+            self.cells = (
+                CfCCell(input, units, mode=mode, backbone_units=backbone_units,
+                        backbone_layers=backbone_layers, backbone_dropout=backbone_dropout,
+                        activation=backbone_activation, dtype=dtype, key=kc),
+            )
+        else:
+            cells = []
+            fan_in = input
+            for layer, k in zip(built.layers, jr.split(kc, built.num_layers)):
+                cells.append(CfCCell(fan_in, len(layer), mode=mode, backbone_units=0,
+                                     backbone_layers=0, backbone_dropout=0.0,
+                                     activation="lecun_tanh", dtype=dtype, key=k))
+                fan_in = len(layer)
+            self.cells = tuple(cells)
+        self.wiring = built
+        self.mode = mode
+        self.input_size = input
+        self.units = units
+        self.mixed_memory = bool(mixed_memory)
+        self.state_size = 2 * units if mixed_memory else units
+        self.dt = float(check_positive(dt, "dt"))
+        self.lstm = LSTMCell(input, units, key=kl, dtype=dtype) if mixed_memory else None
+        if observation is None:
+            if output is None:
+                self.observation = LiquidReadout(n_cells, self.state_size)
+            else:
+                output = _check_int(output, "output", 1)
+                w, b = _linear(ko, output, n_cells, dtype)
+                self.observation = LiquidReadout(n_cells, self.state_size, weight=w, bias=b)
+        else:
+            n_obs = n_cells if output is None else _check_int(output, "output", 1)
+            self.observation = make_observation(
+                observation, n_obs, self.state_size, key=ko, dtype=dtype
+            )
+
+    @property
+    def output_size(self) -> int:
+        return self.observation.n_obs
+
+    def _cfc(self, h, u, timespan, key):
+        if self.wiring is None:
+            return self.cells[0](u, h, timespan, None, key)
+        masks = self.wiring.layer_input_masks()
+        inputs = u
+        new = []
+        for cell, layer, mask in zip(self.cells, self.wiring.layers, masks):
+            inputs = cell(inputs, h[_index(layer)], timespan, jnp.asarray(mask, h.dtype))
+            new.append(inputs)
+        order = np.concatenate([np.asarray(layer) for layer in self.wiring.layers])
+        flat = jnp.concatenate(new)
+        inverse = np.argsort(order)
+        if np.array_equal(inverse, np.arange(len(order))):
+            return flat
+        return flat[inverse]
+
+    def cell(self, z, u, timespan, key=None):
+        n = self.units
+        if self.mixed_memory:
+            h, c = self.lstm(u, z[:n], z[n:])
+            return jnp.concatenate([self._cfc(h, u, timespan, key), c])
+        return self._cfc(z, u, timespan, key)
