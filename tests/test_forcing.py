@@ -1,0 +1,134 @@
+"""Generalized and sparse teacher forcing against the definitions of Hess et al. (2023)."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+import scipy.linalg
+
+import dynrnn as dr
+from dynrnn.training._forcing import forced_rollout, gtf_blend, optimal_alpha
+
+
+def test_blend_value_and_gradient(getkey):
+    z, zh, g = (jr.normal(getkey(), (5,)) for _ in range(3))
+    alpha = 0.37
+    out, vjp = jax.vjp(lambda a, b: gtf_blend(a, b, alpha, 5), z, zh)
+    np.testing.assert_allclose(out, (1 - alpha) * z + alpha * zh, rtol=1e-14)
+    gz, gzh = vjp(g)
+    np.testing.assert_allclose(gz, (1 - alpha) * g, rtol=1e-14)
+    np.testing.assert_allclose(gzh, alpha * g, rtol=1e-14)
+    # partial forcing leaves the unforced units (and their gradient) alone
+    out, vjp = jax.vjp(lambda a: gtf_blend(a, zh, alpha, 2), z)
+    np.testing.assert_allclose(out[2:], z[2:])
+    np.testing.assert_allclose(vjp(g)[0][2:], g[2:])
+
+
+def test_optimal_alpha_closed_form():
+    np.testing.assert_allclose(optimal_alpha(jnp.array([0.2, 1.0, 2.0, 4.0])),
+                               [0.0, 0.0, 0.5, 0.75])
+
+
+def _numpy_forced(model, x, alpha, D, forced_at=None):
+    """Independent loop: z̃ ← init; z_t = F(z̃); z̃[:D] ← (1−α)z_t[:D] + α ẑ_t[:D]."""
+    zt = np.asarray(model.init_state(jnp.asarray(x[0])))
+    preds = []
+    for t in range(1, x.shape[0]):
+        z = np.asarray(model.step(jnp.asarray(zt)))
+        preds.append(np.asarray(model.observe(jnp.asarray(z))))
+        zh = np.asarray(model.forcing_signal(jnp.asarray(x[t])))
+        a = alpha if forced_at is None else float(forced_at(t + 1))
+        zt = z.copy()
+        zt[:D] = (1 - a) * z[:D] + a * zh[:D]
+    return np.stack(preds)
+
+
+@pytest.mark.parametrize("observation", ["identity", "affine"])
+def test_forced_rollout_matches_loop(observation, getkey):
+    model = dr.models.ShallowPLRNN(5, 16, 3, key=getkey(), observation=observation)
+    x = np.asarray(jr.normal(getkey(), (12, 3)))
+    D = 3 if observation == "identity" else 5
+    for alpha in (0.0, 0.3, 1.0):
+        pred, _ = forced_rollout(model, jnp.asarray(x), dr.GTF(alpha), alpha)
+        np.testing.assert_allclose(pred, _numpy_forced(model, x, alpha, D), rtol=1e-10,
+                                   atol=1e-12)
+    # α = 0 is free running from init_state(x_1)
+    pred, _ = forced_rollout(model, jnp.asarray(x), dr.GTF(0.0), 0.0)
+    free = jax.vmap(model.observe)(model.rollout(model.init_state(jnp.asarray(x[0])), 11))
+    np.testing.assert_allclose(pred, free, rtol=1e-12)
+    # STF: identity forcing at (t − 1) mod τ = 0
+    tau = 4
+    pred, _ = forced_rollout(model, jnp.asarray(x), dr.STF(tau), 1.0)
+    ref = _numpy_forced(model, x, None, D, forced_at=lambda t: (t - 1) % tau == 0)
+    np.testing.assert_allclose(pred, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_alpha_one_is_identity_forcing(getkey):
+    model = dr.models.ShallowPLRNN(3, 16, 3, key=getkey())
+    x = jr.normal(getkey(), (10, 3))
+    pred, _ = forced_rollout(model, x, dr.GTF(1.0), 1.0)
+    # hard forcing: every prediction is one step from the data point before it
+    np.testing.assert_allclose(pred, jax.vmap(model.step)(x[:-1]), rtol=1e-12)
+
+
+class _Fixed(eqx.Module):
+    """A model stand-in whose Jacobian norm bound is a given number."""
+
+    value: float
+
+    def jacobian_norm_bound(self):
+        return jnp.asarray(self.value)
+
+
+def test_adaptive_schedule_jumps_up_and_decays():
+    tf = dr.GTF(0.2, method="jacobian_upper_bound", update_every=5, gamma=0.9)
+    alpha = jnp.asarray(0.2)
+    # counter not a multiple of 5: unchanged
+    a, _ = tf.update_alpha(_Fixed(4.0), alpha, None, 3)
+    assert float(a) == pytest.approx(0.2)
+    # estimate 0.75 > 0.2: jump
+    a, norm = tf.update_alpha(_Fixed(4.0), alpha, None, 5)
+    assert float(a) == pytest.approx(0.75) and float(norm) == pytest.approx(4.0)
+    # estimate 0.5 < 0.75: decay α ← γα + (1−γ)α_est
+    a2, _ = tf.update_alpha(_Fixed(2.0), a, None, 10)
+    assert float(a2) == pytest.approx(0.9 * 0.75 + 0.1 * 0.5)
+    # contracting model: estimate 0, decays geometrically toward 0
+    a3, _ = tf.update_alpha(_Fixed(0.5), a2, None, 15)
+    assert float(a3) == pytest.approx(0.9 * float(a2))
+
+
+def test_adaptive_defaults():
+    tf = dr.GTF("adaptive")
+    assert tf.method == "product_upper_bound" and tf.alpha == 1.0
+    assert tf.update_every == 5 and tf.gamma == 0.999
+    with pytest.raises(ValueError, match="method"):
+        dr.GTF(0.5, method="median")
+    with pytest.raises(ValueError, match="alpha"):
+        dr.GTF(1.5)
+    with pytest.raises(ValueError, match="interval"):
+        dr.STF(0)
+
+
+def test_norm_estimates_match_numpy(getkey):
+    model = dr.models.ShallowPLRNN(3, 10, 3, key=getkey(), clipped=False)
+    model = jax.tree_util.tree_map(lambda x: 2.0 * x, model)
+    zhat = jr.normal(getkey(), (4, 6, 3))
+    J = np.stack([[np.asarray(model.jacobian(z)) for z in seq] for seq in zhat])
+    norms = np.linalg.norm(J, 2, axis=(-2, -1))
+    expect = {
+        "batch_maximum": norms.max(),
+        "product_upper_bound": np.exp(np.log(norms).mean(1)).max(),
+        "arithmetic_mean": np.linalg.norm(J.mean(1), 2, axis=(-2, -1)).max(),
+        "explog_approx": max(
+            np.linalg.norm(np.real(scipy.linalg.expm(
+                np.mean([scipy.linalg.logm(j) for j in seq], axis=0))), 2)
+            for seq in J
+        ),
+        "jacobian_upper_bound": np.abs(np.asarray(model.A)).max()
+        + np.linalg.norm(np.asarray(model.W1), 2) * np.linalg.norm(np.asarray(model.W2), 2),
+    }
+    for method, value in expect.items():
+        got = dr.GTF(1.0, method=method).estimate_norm(model, zhat)
+        np.testing.assert_allclose(got, value, rtol=1e-6, err_msg=method)
