@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Inexact
 
 from .._errors import DynrnnTypeError, DynrnnValueError
+from ..scan import linear as scan_linear
 
 
 STRUCTURES = ("diagonal", "dense", "channelwise", "matrix")
@@ -299,29 +300,7 @@ def _check_channelwise(Lambda, B, C, D):
 def _scan(a, b, method: str):
     """`h_t = a_t ∘ h_{t−1} + b_t` from `h_{−1} = 0` (∘ elementwise for `a` (L, N), matrix
     product for `a` (L, N, N)), sequentially or by an associative scan."""
-    dense = a.ndim == 3
-
-    def mul(x, y):
-        return jnp.einsum("...nm,...m->...n", x, y) if dense else x * y
-
-    if method == "recurrent":
-        def step(h, ab):
-            at, bt = ab
-            h = mul(at, h) + bt
-            return h, h
-
-        _, h = jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b))
-        return h
-
-    # earlier (a_i, b_i) then later (a_j, b_j) compose to (a_j a_i, a_j b_i + b_j)
-    def combine(first, second):
-        a1, b1 = first
-        a2, b2 = second
-        a12 = jnp.einsum("...nm,...mk->...nk", a2, a1) if dense else a2 * a1
-        return a12, mul(a2, b1) + b2
-
-    _, h = jax.lax.associative_scan(combine, (a, b))
-    return h
+    return scan_linear(a, b, method="sequential" if method == "recurrent" else "associative")
 
 
 # -- apply and materialise ----------------------------------------------------------------
