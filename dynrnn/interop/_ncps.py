@@ -211,11 +211,20 @@ def _set(model, pairs, dtype):
     return eqx.tree_at(lambda m: tuple(w(m) for w in wheres), model, tuple(new))
 
 
-def _lstm_pairs(sd, prefix):
+def _lstm_pairs(sd, prefix, inverse=None):
+    """The LSTM's weights; `inverse[i]` is the ncps state position of our state unit `i`
+    (a wired CfC orders its state by neuron id, ncps by layer)."""
+    w_in = _take(sd, f"{prefix}input_map.weight")
+    b_in = _take(sd, f"{prefix}input_map.bias")
+    w_rec = _take(sd, f"{prefix}recurrent_map.weight")
+    if inverse is not None:
+        n = len(inverse)
+        rows = np.concatenate([g * n + inverse for g in range(4)])
+        w_in, b_in, w_rec = w_in[rows], b_in[rows], w_rec[rows][:, inverse]
     return [
-        (lambda m: m.lstm.input_weight, _take(sd, f"{prefix}input_map.weight")),
-        (lambda m: m.lstm.input_bias, _take(sd, f"{prefix}input_map.bias")),
-        (lambda m: m.lstm.recurrent_weight, _take(sd, f"{prefix}recurrent_map.weight")),
+        (lambda m: m.lstm.input_weight, w_in),
+        (lambda m: m.lstm.input_bias, b_in),
+        (lambda m: m.lstm.recurrent_weight, w_rec),
     ]
 
 
@@ -350,5 +359,8 @@ def _cfc_from_state_dict(sd, *, wiring, input_size, units, mode, proj_size, back
         pairs.append((lambda m: m.observation.weight, _take(sd, "fc.weight")))
         pairs.append((lambda m: m.observation.bias, _take(sd, "fc.bias")))
     if mixed_memory:
-        pairs += _lstm_pairs(sd, "lstm.")
+        inverse = None
+        if wired:
+            inverse = np.argsort(np.concatenate([np.asarray(layer) for layer in wiring.layers]))
+        pairs += _lstm_pairs(sd, "lstm.", inverse)
     return _set(model, pairs, dtype)
