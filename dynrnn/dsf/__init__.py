@@ -6,6 +6,7 @@ gated RNNs as one linear time-varying system `h_i = Λ_i h_{i−1} + B_i u_i`,
 - `from_*`: the DSF of each layer from its own per-step quantities.
 """
 
+from . import layers as layers
 from ._converters import (
     from_gla as from_gla,
     from_linear_attention as from_linear_attention,
