@@ -12,6 +12,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float
 
@@ -24,6 +25,12 @@ def _orthonormalise(y: Float[Array, "dim k"]) -> tuple[Float[Array, "dim k"], Fl
     diag = jnp.diagonal(r)
     sign = jnp.where(diag < 0, -1.0, 1.0).astype(y.dtype)
     return q * sign, jnp.log(jnp.abs(diag))
+
+
+def _initial_frame(n_dim: int, k: int, dtype) -> Float[Array, "dim k"]:
+    """A fixed, generic orthonormal frame: coordinate axes could lie in an invariant subspace
+    (a diagonal map keeps span(e_1, e_2)) and then miss the largest exponents when `k < dim`."""
+    return jnp.linalg.qr(jr.normal(jr.PRNGKey(0), (n_dim, k), dtype))[0]
 
 
 def _map_tangent(system):
@@ -57,7 +64,7 @@ def _map_spectrum(
         z, y = advance((z, q), 1)
         return (z, _orthonormalise(y)[0]), None
 
-    q0 = jnp.eye(z0.shape[0], k, dtype=z0.dtype)
+    q0 = _initial_frame(z0.shape[0], k, z0.dtype)
     (z, q), _ = jax.lax.scan(transient_step, (z0, q0), None, length=transient)
     total0 = jnp.zeros((k,), z0.dtype)
     (_, _, total), _ = jax.lax.scan(block, (z, q, total0), None, length=n_blocks)
@@ -102,7 +109,7 @@ def _flow_spectrum(
         q, log_r = _orthonormalise(y_tangent)
         return (t + dt, y, q, total + log_r), None
 
-    q0 = jnp.eye(y0.shape[0], k, dtype=y0.dtype)
+    q0 = _initial_frame(y0.shape[0], k, y0.dtype)
     zeros = jnp.zeros((k,), y0.dtype)
     t0 = jnp.zeros((), y0.dtype)
     (t, y, q, _), _ = jax.lax.scan(interval, (t0, y0, q0, zeros), None, length=transient)
@@ -125,8 +132,8 @@ def lyapunov_spectrum(
 ) -> Float[Array, " k"]:
     """Lyapunov exponents by the QR (Benettin) method, sorted in descending order.
 
-    With tangent vectors `Q_0 = I[:, :k]` and Jacobians `J_t` along the orbit,
-    `Y_t = J_t Q_{t−1}`, `Y_t = Q_t R_t` (`diag R_t > 0`), and
+    With `k` orthonormal tangent vectors `Q_0` (a fixed random frame) and Jacobians `J_t` along
+    the orbit, `Y_t = J_t Q_{t−1}`, `Y_t = Q_t R_t` (`diag R_t > 0`), and
 
     `λ_i = (1/n) Σ_t ln R_t,ii` (divided by `dt` to give a rate per time unit).
 
