@@ -577,7 +577,7 @@ def _resume(ckpt, model, params, static, opt_state, alpha, hist, config):
                 "different run."
             )
     params = eqx.partition(m, eqx.is_inexact_array)[0]
-    hist = {k: np.asarray(v) for k, v in extra["history"].items()}
+    hist = {k: np.array(v) for k, v in extra["history"].items()}
     best = meta.get("best_score")
     return (params, extra["opt_state"], extra["alpha"], int(meta["next_chunk"]), hist,
             np.inf if best is None else best, int(meta.get("n_done_evals", 0)))
