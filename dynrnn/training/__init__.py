@@ -1,6 +1,7 @@
 """Fitting models: teacher forcing, `fit`, evaluation, checkpoints."""
 
 from ._checkpoint import load as load, save as save
+from ._compare import compare as compare, to_markdown as to_markdown
 from ._evaluate import evaluate as evaluate, generate as generate
 from ._fit import FitResult as FitResult, default_optimizer as default_optimizer, fit as fit
 from ._forcing import (
@@ -15,6 +16,6 @@ from ._forcing import (
 
 
 __all__ = [
-    "FitResult", "GTF", "STF", "AbstractTeacherForcing", "evaluate", "fit", "generate", "load",
-    "save",
+    "FitResult", "GTF", "STF", "AbstractTeacherForcing", "compare", "evaluate", "fit", "generate",
+    "load", "save",
 ]
