@@ -18,6 +18,8 @@ from ._fernn import (
 from ._hippo import discretize as discretize, hippo as hippo, krylov as krylov
 from ._lssl import LSSL as LSSL, DeepLSSL as DeepLSSL
 from ._ltc import LTC as LTC, AbstractLiquidModel as AbstractLiquidModel
+from ._neural_ode import MLPVectorField as MLPVectorField, NeuralODE as NeuralODE
+from ._neural_sde import NeuralSDE as NeuralSDE
 from ._observation import Affine as Affine, Identity as Identity
 from ._plrnn import (
     ALRNN as ALRNN,

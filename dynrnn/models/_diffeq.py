@@ -16,6 +16,7 @@ by Regularizing Internal Solver Heuristics", ICML 2021, Sec. 3.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -298,23 +299,27 @@ def solve(
         if wrapped:
             inner_state = (inner_state, used.init(terms, t0, t1, y0, args)[1])
         kwargs = dict(solver_state=inner_state, made_jump=False)
-    sol = dfx.diffeqsolve(
-        terms,
-        used,
-        t0,
-        t1,
-        # Diffrax has no initial-step heuristic for SDEs and its ODE heuristic is bypassed for
-        # wrapped terms (0.7.2); the first observation interval is a scale the user chose.
-        ts[1] - ts[0],
-        y0,
-        args=args,
-        saveat=dfx.SaveAt(ts=save_ts, solver_state=wrapped),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
-        adjoint=adjoint,
-        max_steps=max_steps,
-        throw=False,
-        **kwargs,
-    )
+    with warnings.catch_warnings():
+        # The wrapper is deliberately not an `AbstractWrappedSolver` (see the module docstring),
+        # so Diffrax cannot see that the wrapped SDE solver is marked Stratonovich or Itô.
+        warnings.filterwarnings("ignore", message="`_StatsSolver` is not marked")
+        sol = dfx.diffeqsolve(
+            terms,
+            used,
+            t0,
+            t1,
+            # Diffrax has no initial-step heuristic for SDEs and its ODE heuristic is bypassed for
+            # wrapped terms (0.7.2); the first observation interval is a scale the user chose.
+            ts[1] - ts[0],
+            y0,
+            args=args,
+            saveat=dfx.SaveAt(ts=save_ts, solver_state=wrapped),
+            stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+            adjoint=adjoint,
+            max_steps=max_steps,
+            throw=False,
+            **kwargs,
+        )
     ys = sol.ys
     stats: dict[str, Array] = {}
     n_steps = sol.stats["num_steps"]
