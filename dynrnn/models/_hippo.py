@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,8 +37,9 @@ def hippo(kind: str, n: int, **kw) -> tuple[np.ndarray, np.ndarray]:
     | `"lagt"` | `½ I − tril(1)` | `β` |
     | `"tlagt"` | `(1−β)/2 · I − tril(1)` | `β` |
 
-    (scaled Legendre, translated Legendre with the Legendre Memory Unit's normalisation,
-    translated Laguerre, tilted Laguerre.)
+    (`legs`: scaled Legendre; `legt`: translated Legendre; `lmu`: translated Legendre in the
+    normalisation of the Legendre Memory Unit; `lagt`: translated Laguerre; `tlagt`: tilted
+    Laguerre.)
 
     `legt` is halved (A and B) as in the reference `hippo.py`; its standalone LSSL file omits
     the halving. LegS is the default of `LSSL` (its eigenvalues are `−(n+1)`). Note that LegS
@@ -179,6 +181,11 @@ def discretize(
         )
     else:
         alpha = {"forward_euler": 0.0, "backward_euler": 1.0}.get(method)
+    return _discretize(A, B, dt, method, alpha)
+
+
+@eqx.filter_jit
+def _discretize(A, B, dt, method, alpha):
     if method == "zoh":
         return _zoh(A, B, dt)
     return _gbt(A, B, dt, alpha)
