@@ -190,6 +190,11 @@ class AbstractLiquidModel(AbstractLatentModel):
     def cell(self, z, u, timespan, key=None):
         """One step of the recurrence: the new flat state after `timespan` time units."""
 
+    def _deer_step(self, z, x):
+        # A bound method of the model (a pytree), so `scan.deer` can reuse its compiled solve.
+        u, timespan = x
+        return self.cell(z, u, timespan, None)
+
     # --- latent-model interface ----------------------------------------------------------
 
     def _input(self, u, dtype):
@@ -316,12 +321,7 @@ def _run(model, z0, u, ts, engine, deer_options, key):
     if engine == "deer":
         from .. import scan as _scan
 
-        if not hasattr(_scan, "deer"):
-            raise DynrnnValueError("`engine='deer'` needs dynrnn.scan.deer, which is missing.")
-        opts = dict(deer_options or {})
-        states, _ = _scan.deer(
-            lambda z, x: model.cell(z, x[0], x[1], None), z0, (u, ts), **opts
-        )
+        states, _ = _scan.deer(model._deer_step, z0, (u, ts), **dict(deer_options or {}))
         return states
     if key is None:
         keys = None
