@@ -1,0 +1,170 @@
+"""Run configurations (TOML): reading, validating, building models and data, writing back.
+
+A configuration has the tables `[data]`, `[model]`, `[teacher_forcing]`, `[training]` and
+`[output]`; see `models/*.toml` for the recipes of the published settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import tomllib
+
+import jax.random as jr
+import numpy as np
+
+from .._errors import DynrnnValueError
+
+
+DEFAULT_RECONSTRUCT = {
+    "name": "lorenz63_shplrnn",
+    "data": {"train": "dataset:lorenz63_train", "test": "dataset:lorenz63_test"},
+    "model": {
+        "type": "ShallowPLRNN", "latent": 3, "hidden": 50, "clipped": True,
+        "observation": "identity",
+    },
+    "teacher_forcing": {
+        "type": "GTF", "alpha": "adaptive", "method": "product_upper_bound", "gamma": 0.99,
+        "update_every": 5,
+    },
+    "training": {
+        "n_steps": 30_000, "batch_size": 16, "seq_len": 200, "learning_rate": 1e-3,
+        "final_learning_rate": 1e-5, "noise": 0.0, "seed": 0, "eval_every": 5_000,
+        "steps_per_call": 250,
+    },
+    "output": {"dir": "runs"},
+}
+
+_SECTIONS = ("data", "model", "teacher_forcing", "training", "output")
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_config(path) -> dict:
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist.")
+    try:
+        cfg = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise DynrnnValueError(f"config file {str(path)!r} is not valid TOML: {e}") from e
+    unknown = set(cfg) - set(_SECTIONS) - {"name"}
+    if unknown:
+        raise DynrnnValueError(
+            f"config {str(path)!r} has unknown sections {sorted(unknown)}; expected {_SECTIONS}."
+        )
+    if "model" not in cfg or "type" not in cfg["model"]:
+        raise DynrnnValueError(f"config {str(path)!r} needs a [model] table with a `type`.")
+    cfg.setdefault("name", path.stem)
+    return merge({k: v for k, v in DEFAULT_RECONSTRUCT.items() if k != "model"}, cfg)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(i) for i in v) + "]"
+    raise DynrnnValueError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
+
+
+def dumps_toml(cfg: dict) -> str:
+    """TOML text of a configuration (top-level scalars, then one table per section)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in cfg.items() if not isinstance(v, dict)]
+    for section, table in cfg.items():
+        if isinstance(table, dict):
+            lines.append(f"\n[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def load_series(spec: str, *, name: str = "data", rate: float | None = None):
+    """A `(time, dims)` array and attrs from `dataset:NAME`, `.npy`, `.nc`/`.h5` or a recording."""
+    from .. import datasets
+
+    if spec.startswith("dataset:"):
+        ds = datasets.load(spec.split(":", 1)[1])
+        return np.asarray(ds["state"].values, np.float64), dict(ds.attrs)
+    path = pathlib.Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"`{name}` file {spec!r} does not exist.")
+    if path.suffix == ".npy":
+        arr = np.load(path, allow_pickle=False)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise DynrnnValueError(
+                f"`{name}` must hold a (time, dims) array, got shape {arr.shape} in {spec!r}."
+            )
+        return np.asarray(arr, np.float64), {"source": str(path)}
+    try:
+        from .. import io as dio
+
+        open_recording = dio.open_recording
+    except AttributeError:
+        open_recording = None
+    if open_recording is not None:
+        ds = open_recording(path, **({"rate": rate} if rate else {}))
+    else:
+        import xarray as xr
+
+        ds = xr.open_dataset(path, engine="h5netcdf")
+    var = "state" if "state" in ds.data_vars else next(iter(ds.data_vars))
+    da = ds[var]
+    if "time" in da.dims:
+        da = da.transpose("time", ...)
+    arr = np.asarray(da.values, np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    return arr, dict(ds.attrs)
+
+
+def build_model(cfg_model: dict, n_obs: int, key):
+    from .. import models
+
+    kw = dict(cfg_model)
+    kind = kw.pop("type")
+    cls = getattr(models, kind, None)
+    if cls is None or not isinstance(cls, type):
+        raise DynrnnValueError(
+            f"[model] type {kind!r} is not a model in dynrnn.models; choose e.g. ShallowPLRNN, "
+            "PLRNN, DendPLRNN, ALRNN."
+        )
+    kw.setdefault("obs", n_obs)
+    if kw["obs"] != n_obs:
+        raise DynrnnValueError(
+            f"[model] obs = {kw['obs']} but the data has {n_obs} dimensions."
+        )
+    if "threshold_range" in kw:
+        kw["threshold_range"] = tuple(kw["threshold_range"])
+    return cls(**kw, key=key)
+
+
+def build_teacher_forcing(cfg_tf: dict):
+    from .. import training
+
+    kw = dict(cfg_tf)
+    kind = kw.pop("type", "GTF")
+    if kind == "GTF":
+        return training.GTF(kw.pop("alpha", "adaptive"), **kw)
+    if kind == "STF":
+        return training.STF(**kw)
+    raise DynrnnValueError(f"[teacher_forcing] type must be 'GTF' or 'STF', got {kind!r}.")
+
+
+def model_key(cfg) -> tuple:
+    seed = int(cfg["training"].get("seed", 0))
+    k_model, k_fit = jr.split(jr.PRNGKey(seed))
+    return k_model, k_fit

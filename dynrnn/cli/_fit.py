@@ -1,0 +1,23 @@
+"""`dynrnn fit CONFIG.toml`: run any recipe."""
+
+from __future__ import annotations
+
+from ._config import read_config
+from ._run import run_reconstruction
+
+
+def register(sub):
+    p = sub.add_parser("fit", help="run a TOML recipe (see models/*.toml)")
+    p.add_argument("config", help="TOML recipe")
+    p.add_argument("--out", help="run folder (an existing one resumes its checkpoint)")
+    p.add_argument("--steps", type=int, help="override [training] n_steps")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    cfg = read_config(args.config)
+    if args.steps is not None:
+        cfg["training"]["n_steps"] = args.steps
+    run_reconstruction(cfg, out=args.out, progress=not args.no_progress)
+    return 0
