@@ -146,9 +146,9 @@ def mqar(
 
     def one(k):
         kk, kv, kg = jr.split(k, 3)
-        keys = jr.permutation(kk, jnp.arange(1, half))[:n_pairs]
-        vals = jr.permutation(kv, jnp.arange(half, vocab_size))[:n_pairs]
-        gaps = jr.choice(kg, space, (n_pairs,), replace=False, p=p)
+        keys = jr.permutation(kk, jnp.arange(1, half, dtype=jnp.int32))[:n_pairs]
+        vals = jr.permutation(kv, jnp.arange(half, vocab_size, dtype=jnp.int32))[:n_pairs]
+        gaps = jr.choice(kg, space, (n_pairs,), replace=False, p=p).astype(jnp.int32)
         inputs = jnp.zeros(seq_len, jnp.int32)
         inputs = inputs.at[0:ctx:2].set(keys).at[1:ctx:2].set(vals)
         pos = ctx + 2 * gaps
