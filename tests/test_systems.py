@@ -220,6 +220,7 @@ def test_float32_mode():
         (dict(noise=0.1), DynrnnValueError, "`key` is required"),
         (dict(transient=-1.0), DynrnnValueError, "`transient` must be >= 0"),
         (dict(noise=-0.1, key=jr.key(0)), DynrnnValueError, "`noise` must be >= 0"),
+        (dict(n_steps=1, standardize=True), DynrnnValueError, "`standardize` needs at least 2"),
     ],
 )
 def test_bad_input(kwargs, exc, match):

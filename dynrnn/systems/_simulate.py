@@ -114,7 +114,11 @@ def standardize_array(x: np.ndarray, mean=None, std=None):
     x64 = np.asarray(x, dtype=np.float64)
     mean = x64.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
     if std is None:
-        std = x64.std(axis=0, ddof=1) if x64.shape[0] > 1 else np.ones(x64.shape[1])
+        if x64.shape[0] < 2:
+            raise DynrnnValueError(
+                f"`standardize` needs at least 2 time points, got {x64.shape[0]} (`n_steps`)."
+            )
+        std = x64.std(axis=0, ddof=1)
     std = np.asarray(std, dtype=np.float64)
     if np.any(std == 0):
         raise DynrnnValueError(
