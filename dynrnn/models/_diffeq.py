@@ -51,7 +51,11 @@ _DISCRETE_ADJOINTS = (dfx.RecursiveCheckpointAdjoint, dfx.DirectAdjoint)
 
 
 def _rms(x):
-    return jnp.sqrt(jnp.mean(x**2))
+    # sqrt has an infinite derivative at 0: zero errors occur (masked steps under `vmap`, exact
+    # steps), and 0·inf would turn the whole gradient into NaN.
+    ms = jnp.mean(x**2)
+    pos = ms > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, ms, 1.0)), 0.0)
 
 
 def scaled_error(y0, y1, y_error, rtol, atol):
@@ -296,6 +300,10 @@ def solve(
     if not sde:
         # SRK solvers have no first-same-as-last stage to evaluate beforehand.
         inner_state = initial_solver_state(solver, terms, t0, t1, y0, args)
+        if not isinstance(adjoint, _DISCRETE_ADJOINTS):
+            # Continuous adjoints solve their own backward ODE and never differentiate the
+            # solver state (BacksolveAdjoint refuses a tangent on it).
+            inner_state = jax.lax.stop_gradient(inner_state)
         if wrapped:
             inner_state = (inner_state, used.init(terms, t0, t1, y0, args)[1])
         kwargs = dict(solver_state=inner_state, made_jump=False)
