@@ -68,7 +68,9 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
         final_learning_rate=float(tr.get("final_learning_rate", 1e-6)),
     )
     train_time = time.perf_counter() - t0
-    final = result.best_model if x_val is not None else result.model
+    # The final model is reported (reference protocol); `checkpoints/best.eqx` keeps the one
+    # with the best held-out D_stsp on the validation piece.
+    final = result.model
     dr.save(run_dir / "model.eqx", final, config=cfg, train_time=train_time)
     result.history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
 

@@ -100,11 +100,38 @@ class AbstractLatentModel(eqx.Module):
         z: Float[Array, " latent"],
         n_steps: int,
         inputs: Float[Array, "time input"] | None = None,
+        *,
+        engine: str = "sequential",
+        **engine_options,
     ) -> Float[Array, "time latent"]:
         """The `n_steps` states after `z`: `[F(z, u_0), F(F(z, u_0), u_1), ...]`.
 
-        `inputs`, if given, has shape `(n_steps, input)`; `inputs[t]` drives step `t`.
+        **Arguments:**
+        - `z`: the state to start from (not included in the output).
+        - `n_steps`: number of steps.
+        - `inputs`: `(n_steps, input)` external inputs; `inputs[t]` drives step `t`.
+        - `engine`: `"sequential"` (`lax.scan`) or `"deer"` (parallel Newton evaluation with
+          `dynrnn.scan.deer`, using the model's `jacobian`; falls back to the sequential scan
+          with a warning when Newton does not converge, e.g. on chaotic orbits).
+        - `**engine_options`: passed to `dynrnn.scan.deer` (`tol`, `max_iter`, `jacobian`,
+          `damping`, ...).
         """
+        if engine == "deer":
+            from ..scan import deer
+
+            options = dict(engine_options)
+            options.setdefault("jacobian", lambda h, u: self.jacobian(h, u))
+            states, _ = deer(
+                lambda h, u: self.step(h, u), z, inputs,
+                length=None if inputs is not None else n_steps, **options,
+            )
+            return states
+        if engine != "sequential":
+            from .._errors import DynrnnValueError
+
+            raise DynrnnValueError(
+                f"`engine` must be 'sequential' or 'deer', got {engine!r}."
+            )
 
         def body(state, u):
             new = self.step(state, u)
