@@ -36,8 +36,8 @@ def _arr(x, name: str, ndim: int | tuple[int, ...], desc: str):
     kind = np.dtype(x.dtype).kind
     if kind not in "fciu" or kind == "b":
         raise DynrnnTypeError(f"`{name}` must be a numeric array, got dtype {x.dtype}.")
-    if kind in "iu":
-        x = jnp.asarray(x, dtype=float)
+    # NumPy inputs become JAX arrays (float64 only where x64 is enabled)
+    x = jnp.asarray(x, dtype=float) if kind in "iu" else jnp.asarray(x)
     allowed = (ndim,) if isinstance(ndim, int) else ndim
     if x.ndim not in allowed:
         raise DynrnnValueError(f"`{name}` must have shape {desc}, got shape {tuple(x.shape)}.")

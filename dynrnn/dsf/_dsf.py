@@ -46,9 +46,7 @@ def _as_array(x, name: str):
             raise DynrnnTypeError(f"`{name}` must be an array, got {type(x).__name__}.") from e
     if jnp.dtype(x.dtype).kind not in "fciu":
         raise DynrnnTypeError(f"`{name}` must have a numeric dtype, got dtype {x.dtype}.")
-    if jnp.dtype(x.dtype).kind in "iu":
-        x = jnp.asarray(x, dtype=float)
-    return x
+    return jnp.asarray(x, dtype=float) if jnp.dtype(x.dtype).kind in "iu" else jnp.asarray(x)
 
 
 def _broadcastable(a: int, b: int) -> bool:
