@@ -111,7 +111,7 @@ class AbstractLatentModel(eqx.Module):
         - `n_steps`: number of steps.
         - `inputs`: `(n_steps, input)` external inputs; `inputs[t]` drives step `t`.
         - `engine`: `"sequential"` (`lax.scan`) or `"deer"` (parallel Newton evaluation with
-          `dynrnn.scan.deer`, using the model's `jacobian`; falls back to the sequential scan
+          `dynrnn.scan.deer`; falls back to the sequential scan
           with a warning when Newton does not converge, e.g. on chaotic orbits).
         - `**engine_options`: passed to `dynrnn.scan.deer` (`tol`, `max_iter`, `jacobian`,
           `damping`, ...).
@@ -120,7 +120,6 @@ class AbstractLatentModel(eqx.Module):
             from ..scan import deer
 
             options = dict(engine_options)
-            options.setdefault("jacobian", lambda h, u: self.jacobian(h, u))
             states, _ = deer(
                 lambda h, u: self.step(h, u), z, inputs,
                 length=None if inputs is not None else n_steps, **options,
