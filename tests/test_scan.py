@@ -275,6 +275,38 @@ def test_deer_gradients(recurrence, getkey):
                                    err_msg=f"seed {r['seed']}")
 
 
+def test_deer_quasi_gradients(getkey):
+    """The O(T D) adjoint of quasi-DEER, and its sequential fallback, equal the dense adjoint
+    and autodiff of the sequential scan."""
+    from dynrnn.scan import _deer
+
+    D, T = 4, 2000
+    params = _params("tanh", getkey(), D)
+    h0, xs = jr.normal(getkey(), (D,)), jr.normal(getkey(), (T, D))
+    weights = jr.normal(getkey(), (T, D))
+
+    def loss(solve, params, h0, xs):
+        return jnp.sum(weights * jnp.sin(solve(params, h0, xs)))
+
+    def quasi(params, h0, xs):
+        return dr.scan.deer(lambda h, x: tanh_cell(params, h, x), h0, xs, jacobian="diagonal")[0]
+
+    def seq(params, h0, xs):
+        return _sequential(tanh_cell, params, h0, xs)
+
+    ours = jax.grad(lambda *a: loss(quasi, *a), argnums=(0, 1, 2))(params, h0, xs)
+    ref = jax.grad(lambda *a: loss(seq, *a), argnums=(0, 1, 2))(params, h0, xs)
+    for o, g in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(o, g, rtol=1e-6, atol=1e-6 * float(np.abs(g).max()))
+    # one iteration is not enough: the sequential reverse scan takes over
+    prev = _deer._shift(h0, seq(params, h0, xs))
+    cfg = _deer._Config(1e-8, 1e-10, 1, "diagonal", None, "sequential", T)
+    step = lambda h, x: tanh_cell(params, h, x)
+    dense = _deer._adjoint_dense(step, prev, xs, weights, cfg)
+    np.testing.assert_allclose(_deer._adjoint_quasi(step, None, prev, xs, weights, cfg), dense,
+                               rtol=1e-10, atol=1e-10)
+
+
 def test_deer_autonomous_and_analytic_jacobian(getkey):
     """`inputs=None` with `length`, a callable (analytic, diagonal) Jacobian, under `jax.jit`."""
     D, T = 4, 500

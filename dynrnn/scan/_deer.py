@@ -51,7 +51,7 @@ class _Config(NamedTuple):
     rtol: float
     atol: float
     max_iter: int
-    jacobian: str  # "full", "diagonal" or "callable"
+    jacobian: str  # "full", "diagonal", "callable_full" or "callable_diagonal"
     damping: float | None
     method: str
     length: int
@@ -87,7 +87,7 @@ def _diagonal_jacobians(fn, prev, xs):
 
 
 def _jacobians(fn, jac_fn, prev, xs, cfg: _Config):
-    if cfg.jacobian == "callable":
+    if cfg.jacobian.startswith("callable"):
         return _vmap_step(jac_fn, xs)(prev, xs)
     if cfg.jacobian == "full":
         return _full_jacobians(fn, prev, xs)
@@ -165,9 +165,62 @@ def _deer_core_fwd(perturbed, vjp_arg, init, cfg: _Config):
     return out, out[0]
 
 
+def _next(v):
+    """`v_{t+1}` for every t, zero after the last step."""
+    return jnp.concatenate([v[1:], jnp.zeros_like(v[:1])])
+
+
+def _adjoint_dense(fn, prev, xs, g, cfg: _Config):
+    """Solve lambda_t = g_t + J_{t+1}^T lambda_{t+1} with the full Jacobians at the solution."""
+    J = _full_jacobians(fn, prev, xs)
+    return linear(_next(jnp.swapaxes(J, -1, -2)), g, method=cfg.method, reverse=True)
+
+
+def _adjoint_quasi(fn, jac_fn, prev, xs, g, cfg: _Config):
+    """The same adjoint in O(T D) memory, for the quasi-DEER variants: a fixed-point iteration
+    whose linear solves use only diag(J_t), with the exact products J_t^T lambda_t from one
+    vectorised VJP per iteration, so its fixed point is the exact adjoint. Should it not
+    converge within `max_iter`, the adjoint is computed by a sequential reverse scan."""
+    step = _vmap_step(fn, xs)
+    _, vjp = jax.vjp(lambda p: step(p, xs), prev)
+    if cfg.jacobian == "diagonal":
+        d = _diagonal_jacobians(fn, prev, xs)
+    else:
+        d = _vmap_step(jac_fn, xs)(prev, xs)
+    a = _next(d)
+
+    def sweep(lam):
+        return linear(a, g + _next(vjp(lam)[0] - d * lam), method=cfg.method, reverse=True)
+
+    def cond(carry):
+        i, _, done, finite = carry
+        return (i < cfg.max_iter) & ~done & finite
+
+    def body(carry):
+        i, lam, _, _ = carry
+        new = sweep(lam)
+        scale = jnp.max(jnp.abs(new))
+        done = jnp.all(jnp.abs(new - lam) <= cfg.atol * scale + cfg.rtol * jnp.abs(new))
+        return i + 1, new, done, jnp.all(jnp.isfinite(new))
+
+    first = linear(a, g, method=cfg.method, reverse=True)
+    carry = (jnp.array(1), first, jnp.array(False), jnp.all(jnp.isfinite(first)))
+    _, lam, done, finite = lax.while_loop(cond, body, carry)
+
+    def sequential(_):
+        def back(c, gpx):
+            g_t, p_t, x_t = gpx
+            lam_t = g_t + c
+            return jax.vjp(lambda p: fn(p, x_t), p_t)[1](lam_t)[0], lam_t
+
+        return lax.scan(back, jnp.zeros_like(g[0]), (g, prev, xs), reverse=True)[1]
+
+    return lax.cond(done & finite, lambda _: lam, sequential, None)
+
+
 @_deer_core.def_bwd
 def _deer_core_bwd(states, grad_obj, perturbed, vjp_arg, init, cfg: _Config):
-    # Implicit function theorem at the solution h = f(shift(h), x): the adjoint is one reverse
+    # Implicit function theorem at the solution h = f(shift(h), x): the adjoint is a reverse
     # linear recurrence with the transposed Jacobians at the solution,
     # lambda_t = g_t + J_{t+1}^T lambda_{t+1}, and the cotangents of the parameters, the inputs
     # and h0 are one vectorised VJP of f at the solution. The Newton loop is not differentiated.
@@ -176,10 +229,10 @@ def _deer_core_bwd(states, grad_obj, perturbed, vjp_arg, init, cfg: _Config):
     if g is None:
         g = jnp.zeros_like(states)
     prev = _shift(h0, states)
-    J = _full_jacobians(fn, prev, xs)
-    Jt = jnp.swapaxes(J, -1, -2)
-    a = jnp.concatenate([Jt[1:], jnp.zeros_like(Jt[:1])])
-    lam = linear(a, g, method=cfg.method, reverse=True)
+    if cfg.jacobian in ("full", "callable_full"):
+        lam = _adjoint_dense(fn, prev, xs, g, cfg)
+    else:
+        lam = _adjoint_quasi(fn, jac_fn, prev, xs, g, cfg)
     _, vjp = eqx.filter_vjp(lambda fn, prev, xs: _vmap_step(fn, xs)(prev, xs), fn, prev, xs)
     dfn, dprev, dxs = vjp(lam)
     return dfn, None, dprev[0], dxs
@@ -283,11 +336,13 @@ def deer(
       propagation by `1 - k`, so an expanding linearisation with `‖J_t‖ < 1 / (1 - k)` no
       longer overflows; the price is linear convergence (roughly a factor `k` per iteration).
 
-    Gradients use the implicit function theorem at the solution (one reverse linear recurrence
-    `λ_t = g_t + J_{t+1}^T λ_{t+1}` with the full Jacobians at the solution, then one vectorised
-    VJP of `f`), not differentiation of the Newton loop; the backward pass therefore costs
-    O(T D^2) memory for every `jacobian` choice. Gradients flow to `h0`, `inputs` and any JAX
-    arrays `step` closes over or holds (an Equinox module's bound method works).
+    Gradients use the implicit function theorem at the solution, not differentiation of the
+    Newton loop: the adjoint `λ_t = g_t + J_{t+1}^T λ_{t+1}` (Jacobians at the solution), then
+    one vectorised VJP of `f` gives the cotangents of `h0`, `inputs` and any JAX arrays `step`
+    closes over or holds (an Equinox module's bound method works). With a full Jacobian the
+    adjoint is one reverse linear scan with the transposed Jacobians (O(T D^2) memory); with a
+    diagonal one it is a quasi-Newton iteration of diagonal reverse scans plus exact VJPs
+    (O(T D) memory, same tolerances and `max_iter`, with a sequential reverse scan as fallback).
 
     If the iteration does not converge within `max_iter` or produces non-finite values, a
     `DeerNotConvergedWarning` is emitted and, with `fallback=True`, the sequential `lax.scan`
@@ -389,7 +444,8 @@ def deer(
             raise DynrnnValueError(
                 f"a callable `jacobian` must return ({D}, {D}) or its diagonal ({D},), got {got}."
             )
-        jac_fn, jacobian = jacobian, "callable"
+        kind = "callable_full" if len(jac_shape.shape) == 2 else "callable_diagonal"
+        jac_fn, jacobian = jacobian, kind
     elif jacobian not in ("full", "diagonal"):
         raise DynrnnValueError(
             f"`jacobian` must be 'full', 'diagonal' or a callable, got {jacobian!r}."
