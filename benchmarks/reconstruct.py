@@ -1,0 +1,87 @@
+"""Reconstruction benchmark (issue: PLRNN/GTF).
+
+1. Lorenz-63: clipped shPLRNN with adaptive GTF trained on the shared noisy training file,
+   evaluated on the shared clean test file (D_stsp, D_H, PE(20), λ_max), with wall time.
+2. ECG (GTF paper Table 1 settings, Affine, M = 5, H = 250): GTF (α = 0.3) vs "STF" (α = 0,
+   windows of 221), D_stsp and D_H on the test continuation.
+
+Usage: python benchmarks/reconstruct.py [--lorenz-steps N] [--ecg-steps N] [--only lorenz|ecg]
+Prints Markdown tables; the numbers in benchmarks/RESULTS.md come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import time
+
+import jax
+import jax.random as jr
+import numpy as np
+
+import dynrnn as dr
+
+
+SHARED = pathlib.Path(
+    os.environ.get("DYNRNN_SHARED_DATA",
+                   pathlib.Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def run(model, x_train, x_test, tf, *, n_steps, seq_len, lr, final_lr, seed, dt=None):
+    t0 = time.perf_counter()
+    res = dr.fit(model, x_train, teacher_forcing=tf, n_steps=n_steps, batch_size=16,
+                 seq_len=seq_len, key=jr.PRNGKey(seed), learning_rate=lr,
+                 final_learning_rate=final_lr, steps_per_call=250, progress=False)
+    train_s = time.perf_counter() - t0
+    ev = dr.evaluate(res.model, x_test)
+    lam = ev["max_lyapunov"] / dt if dt else ev["max_lyapunov"]
+    return dict(D_stsp=ev["D_stsp"], D_H=ev["D_H"], PE=ev["PE"], lam=lam, train_s=train_s,
+                alpha=res.alpha, steps_per_s=n_steps / train_s)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--lorenz-steps", type=int, default=40_000)
+    p.add_argument("--ecg-steps", type=int, default=20_000)
+    p.add_argument("--only", choices=["lorenz", "ecg"])
+    p.add_argument("--seeds", type=int, default=1)
+    args = p.parse_args()
+    print(f"# reconstruct benchmark — {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, JAX {jax.__version__}, backend {jax.default_backend()}\n")
+    if args.only in (None, "lorenz"):
+        x = np.load(SHARED / "lorenz63_gtf" / "lorenz63_on0.05_train.npy").astype(np.float32)
+        xt = np.load(SHARED / "lorenz63_gtf" / "lorenz63_test.npy").astype(np.float32)
+        print("## Lorenz-63 (shared GTF data), clipped shPLRNN M=3 H=50, aGTF "
+              f"(product_upper_bound, γ=0.99), {args.lorenz_steps} updates, lr 3e-3 → 1e-5\n")
+        print("| seed | D_stsp | D_H | PE(20) | λ_max (per time unit; true 0.906) | final α | "
+              "train time (s) | updates/s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for seed in range(args.seeds):
+            m = dr.models.ShallowPLRNN(3, 50, 3, key=jr.PRNGKey(100 + seed))
+            r = run(m, x, xt, dr.GTF("adaptive", gamma=0.99), n_steps=args.lorenz_steps,
+                    seq_len=200, lr=3e-3, final_lr=1e-5, seed=seed, dt=0.01)
+            print(f"| {seed} | {r['D_stsp']:.3f} | {r['D_H']:.3f} | {r['PE']:.2e} | "
+                  f"{r['lam']:.3f} | {r['alpha']:.3f} | {r['train_s']:.0f} | "
+                  f"{r['steps_per_s']:.0f} |", flush=True)
+        print()
+    if args.only in (None, "ecg"):
+        x = np.load(SHARED / "ecg_gtf" / "ECG_pecuzal_5d_train.npy")
+        xt = np.load(SHARED / "ecg_gtf" / "ECG_pecuzal_5d_test.npy")
+        x, xt = x.astype(np.float32), xt.astype(np.float32)
+        print(f"## ECG (shared GTF data), clipped shPLRNN M=5 H=250 Affine, {args.ecg_steps} "
+              "updates (paper: 250 000), lr 1e-3 → 1e-6\n")
+        print("| method | α | T̃ | D_stsp | D_H | PE(20) | train time (s) |")
+        print("|---|---|---|---|---|---|---|")
+        for name, alpha, seq in [("GTF", 0.3, 200), ("STF (α = 0)", 0.0, 221)]:
+            m = dr.models.ShallowPLRNN(5, 250, 5, observation="affine", key=jr.PRNGKey(7))
+            r = run(m, x, xt, dr.GTF(alpha, partial=False), n_steps=args.ecg_steps,
+                    seq_len=seq, lr=1e-3, final_lr=1e-6, seed=0)
+            print(f"| {name} | {alpha} | {seq} | {r['D_stsp']:.3f} | {r['D_H']:.3f} | "
+                  f"{r['PE']:.2e} | {r['train_s']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
