@@ -382,3 +382,47 @@ def test_bad_method_and_length():
         dr.dsf.apply(dsf, np.ones((5, 2)), method="fft")
     with pytest.raises(DynrnnValueError, match=r"L = 5.*\(6, 2\)"):
         dr.dsf.apply(dsf, np.ones((6, 2)))
+
+
+# -- trainable layers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(dr.dsf.layers.MIXERS))
+def test_layers_compute_their_output_through_their_dsf(getkey, name):
+    """Each layer's output is its DSF applied to its values; the recurrent and matrix forms of
+    that DSF agree, also in their gradients."""
+    import equinox as eqx
+
+    d = 4
+    layer = dr.dsf.layers.make_mixer(name, d, d_qk=3, d_state=2, key=getkey())
+    u = jr.normal(getkey(), (6, d))
+    dsf = layer.dsf(u)
+    assert isinstance(dsf, dr.dsf.DSF)
+    y = layer(u)
+    assert y.shape == (6, d) and bool(jnp.all(jnp.isfinite(y)))
+    if dsf.structure != "matrix":
+        y_rec = dr.dsf.apply(dsf, layer.values(u), "recurrent")
+        y_mat = dr.dsf.apply(dsf, layer.values(u), "matrix")
+        np.testing.assert_allclose(_np(y_rec), _np(y_mat), atol=1e-10)
+
+        def loss(m, method):
+            return jnp.sum(jnp.sin(dr.dsf.apply(m.dsf(u), m.values(u), method)))
+
+        g1 = eqx.filter_grad(lambda m: loss(m, "recurrent"))(layer)
+        g2 = eqx.filter_grad(lambda m: loss(m, "matrix"))(layer)
+        for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2)):
+            np.testing.assert_allclose(_np(a), _np(b), atol=1e-8)
+
+
+def test_phi_heatmaps_figure(getkey):
+    q, k = (jr.normal(getkey(), (L, M)) for _ in range(2))
+    dsfs = {"softmax": dr.dsf.from_softmax_attention(q, k),
+            "linear": dr.dsf.from_linear_attention(q, k),
+            "qLSTM": dr.dsf.from_qlstm(*(jr.normal(getkey(), (L, D)) for _ in range(3)))}
+    fig = dr.plot.phi_heatmaps(dsfs, channel=1)
+    img = fig.axes[0].images[0].get_array()
+    Phi = _np(dr.dsf.materialize(dsfs["softmax"]))[:, :, 0]
+    np.testing.assert_allclose(np.tril(np.asarray(img)), np.tril(Phi / Phi.max()), atol=1e-12)
+    assert len(fig.axes) == 6  # three panels, three colour bars
+    with pytest.raises(DynrnnValueError, match="channel"):
+        dr.plot.phi_heatmaps(dsfs, channel=D)
