@@ -379,7 +379,7 @@ def test_prediction_error_matches_numpy_loop(getkey):
     assert float(prediction_error(model, x, n=7)) == pytest.approx(_pe_loop(model, x, 7), rel=1e-10)
     # With inputs, and in chunks that do not divide the 56 windows.
     inputs = np.asarray(jr.normal(getkey(), (60, 2)))
-    assert float(prediction_error(model, x, n=4, inputs=inputs, chunk=8)) == pytest.approx(
+    assert float(prediction_error(model, x, n=4, inputs=inputs, chunk=5)) == pytest.approx(
         _pe_loop(model, x, 4, inputs), rel=1e-10
     )
 
