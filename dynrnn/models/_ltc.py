@@ -205,7 +205,7 @@ class AbstractLiquidModel(AbstractLatentModel):
     def step(self, z, u=None, *, timespan=None, key=None):
         """One step over `timespan` (default `dt`) with input `u` (default zeros)."""
         ts = self.dt if timespan is None else timespan
-        return self.cell(z, self._input(u, z.dtype), ts, key)
+        return _step(self, z, self._input(u, z.dtype), jnp.asarray(ts, z.dtype), key)
 
     def rollout(self, z, n_steps, inputs=None, *, timespans=None, engine="sequential",
                 deer_options=None):
@@ -221,7 +221,7 @@ class AbstractLiquidModel(AbstractLatentModel):
         ts = jnp.full((n_steps,), self.dt, dtype) if timespans is None else jnp.broadcast_to(
             jnp.asarray(timespans, dtype), (n_steps,)
         )
-        return _run(self, z, inputs, ts, engine, deer_options, None)
+        return _run_jit(self, z, inputs, ts, engine, deer_options, None)
 
     # --- sequence layer ------------------------------------------------------------------
 
@@ -335,6 +335,14 @@ def _run(model, z0, u, ts, engine, deer_options, key):
 
     _, states = jax.lax.scan(body, z0, (u, ts, keys))
     return states
+
+
+@eqx.filter_jit
+def _step(model, z, u, timespan, key):
+    return model.cell(z, u, timespan, key)
+
+
+_run_jit = eqx.filter_jit(_run)
 
 
 @eqx.filter_jit
