@@ -2,6 +2,7 @@
 
 from ._checkpoint import load as load, save as save
 from ._compare import compare as compare, to_markdown as to_markdown
+from ._ensemble import EnsembleResult as EnsembleResult, fit_ensemble as fit_ensemble
 from ._evaluate import evaluate as evaluate, generate as generate
 from ._fit import FitResult as FitResult, default_optimizer as default_optimizer, fit as fit
 from ._forcing import (
@@ -16,6 +17,6 @@ from ._forcing import (
 
 
 __all__ = [
-    "FitResult", "GTF", "STF", "AbstractTeacherForcing", "compare", "evaluate", "fit", "generate",
-    "load", "save",
+    "AbstractTeacherForcing", "EnsembleResult", "FitResult", "GTF", "STF", "compare",
+    "evaluate", "fit", "fit_ensemble", "generate", "load", "save",
 ]

@@ -154,6 +154,7 @@ def fit(
     learning_rate: float = 1e-3,
     final_learning_rate: float = 1e-6,
     mesh: jax.sharding.Mesh | None = None,
+    _return_update: bool = False,
 ) -> FitResult:
     """Train `model` on `data`.
 
@@ -264,7 +265,7 @@ def fit(
             value = value + regularizer(m, xb)
         return value
 
-    def one_update(carry, step):
+    def one_update(carry, step, key):
         p, o, alpha, stop = carry
         k = jr.fold_in(key, step)
         kb, kn = jr.split(k)
@@ -289,10 +290,16 @@ def fit(
         lr = schedule(step) if schedule is not None else jnp.nan
         return (p, o, alpha, new_stop), (value, new_alpha, jnp.asarray(lr, dtype))
 
+    if _return_update:
+        return dict(params=params, static=static, opt_state=opt_state, alpha=alpha0,
+                    one_update=one_update, optimizer=optimizer, dtype=dtype)
+
     @eqx.filter_jit
     def run_chunk(p, o, alpha, start):
         steps = start + jnp.arange(steps_per_call)
-        carry, outs = jax.lax.scan(one_update, (p, o, alpha, jnp.asarray(-1)), steps)
+        carry, outs = jax.lax.scan(
+            lambda c, s: one_update(c, s, key), (p, o, alpha, jnp.asarray(-1)), steps
+        )
         return carry, outs
 
     def evaluate_fn(m):

@@ -1,0 +1,85 @@
+"""`dr.fit_ensemble` and data-parallel `dr.fit` across devices."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.random as jr
+import numpy as np
+import pytest
+
+import dynrnn as dr
+from dynrnn.training._ensemble import _relative_radam
+
+
+@pytest.fixture(scope="module")
+def series():
+    rng = np.random.default_rng(0)
+    t = np.arange(3000) * 0.05
+    return np.stack([np.sin(t), np.cos(1.3 * t), np.sin(0.7 * t + 1)], 1) + 0.05 * rng.normal(
+        size=(3000, 3))
+
+
+def test_members_equal_single_fits(series):
+    models = [dr.models.ShallowPLRNN(3, 12, 3, key=jr.PRNGKey(i)) for i in range(3)]
+    key = jr.PRNGKey(5)
+    lrs = [1e-3, 2e-3, 5e-3]
+    res = dr.fit_ensemble(models, series, n_steps=100, batch_size=8, seq_len=30, key=key,
+                          learning_rates=lrs, steps_per_call=50, progress=False)
+    assert res.history["loss"].shape == (3, 100) and np.all(res.diverged == -1)
+    for i in (0, 2):
+        single = dr.fit(models[i], series, n_steps=100, batch_size=8, seq_len=30,
+                        key=jr.fold_in(key, i), optimizer=_relative_radam(100, 1e-3, lrs[i]),
+                        steps_per_call=50, progress=False)
+        for a, b in zip(jax.tree_util.tree_leaves(single.model),
+                        jax.tree_util.tree_leaves(res.models[i])):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="learning_rates"):
+        dr.fit_ensemble(models, series, n_steps=10, seq_len=30, key=key, learning_rates=[1e-3])
+    with pytest.raises(ValueError, match="same structure"):
+        dr.fit_ensemble([models[0], dr.models.ShallowPLRNN(3, 8, 3, key=key)], series,
+                        n_steps=10, seq_len=30, key=key)
+
+
+SHARDED = textwrap.dedent(
+    """
+    import os, sys
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.random as jr, numpy as np
+    from jax.sharding import Mesh
+    import dynrnn as dr
+    assert len(jax.devices()) == 4, jax.devices()
+    x = np.load(sys.argv[1])
+    kw = dict(n_steps=60, batch_size=8, seq_len=30, key=jr.PRNGKey(3), steps_per_call=30,
+              progress=False)
+    m = dr.models.ShallowPLRNN(3, 12, 3, key=jr.PRNGKey(0))
+    single = dr.fit(m, x, **kw)
+    mesh = Mesh(np.array(jax.devices()), ("batch",))
+    sharded = dr.fit(m, x, mesh=mesh, **kw)
+    def diff(u, v):
+        return max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                   for a, b in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(v)))
+    err = diff(single.model, sharded.model)
+    models = [dr.models.ShallowPLRNN(3, 12, 3, key=jr.PRNGKey(i)) for i in range(4)]
+    e1 = dr.fit_ensemble(models, x, **kw)
+    e2 = dr.fit_ensemble(models, x, mesh=Mesh(np.array(jax.devices()), ("ensemble",)), **kw)
+    err2 = max(diff(e1.models[i], e2.models[i]) for i in range(4))
+    print("ERR", err, err2)
+    """
+)
+
+
+def test_sharded_equals_single_device(series, tmp_path):
+    np.save(tmp_path / "x.npy", series)
+    (tmp_path / "run.py").write_text(SHARDED)
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    out = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "x.npy")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    err, err2 = (float(v) for v in out.stdout.split("ERR")[1].split())
+    # data-parallel reductions change the summation order: agreement to float64 rounding
+    assert err < 1e-9 and err2 < 1e-9
