@@ -75,8 +75,7 @@ def test_controls_not_equivariant(getkey, spatial_dims):
     }
     for name, err in errors.items():
         assert float(jnp.max(err)) > 1e-2, name
-    # ... while all three are consistent with the static case where that is exact: the G-RNN
-    # is equivariant to static translations (ν̂ = 0 changes nothing, so error 0)
+    # the measure itself is not biased upwards: ν̂ = 0 (no flow) gives exactly 0 for a control
     static = dr.metrics.equivariance_error(grnn, x, dr.metrics.TranslationFlow((0,) * spatial_dims))
     assert float(jnp.max(static)) == 0.0
 
