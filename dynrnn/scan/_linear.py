@@ -21,8 +21,8 @@ _METHODS = ("auto", "sequential", "associative")
 # of time steps from which the associative scan is used, per backend.
 # CPU: never. Measured by `benchmarks/scan.py` on a 2-core CPU with JAX 0.10.2 (see
 # `benchmarks/RESULTS.md`, section `## scan`): for diagonal `a` the sequential scan was faster at
-# every T in 1k..262k and D in {1, 16, 64} (the associative scan 2.3-9x slower, forward and
-# gradient); for dense `a` the associative scan also does O(D^3) matrix products per step.
+# every T in 1k..262k and D in {1, 16, 64} (the associative scan 2.3-7x slower forward, 2.4-5.5x
+# for the gradient); for dense `a` the associative scan also does O(D^3) products per step.
 # Accelerators (GPU/TPU): not measured here (no GPU was available); the sequential loop costs a
 # kernel launch per step there while the associative scan has depth O(log T), so it is used from
 # T = 256 on, below the lengths at which DEER/S5 report GPU speed-ups (REFERENCES.md section 8).
