@@ -1,1 +1,11 @@
-"""dynrnn.preprocess"""
+"""Preprocessing of recordings (`dr.io`): neuropil correction, dF/F, z-scoring, resampling,
+delay embedding and time splits; each step is recorded in `attrs["history"]`."""
+
+from ._steps import (
+    delay_embed as delay_embed,
+    dff as dff,
+    neuropil_correct as neuropil_correct,
+    resample as resample,
+    split_time as split_time,
+    zscore as zscore,
+)
