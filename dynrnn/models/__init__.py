@@ -17,6 +17,7 @@ from ._fernn import (
 )
 from ._hippo import discretize as discretize, hippo as hippo, krylov as krylov
 from ._lssl import LSSL as LSSL, DeepLSSL as DeepLSSL
+from ._latent_ode import LatentODE as LatentODE, latent_ode_loss as latent_ode_loss
 from ._ltc import LTC as LTC, AbstractLiquidModel as AbstractLiquidModel
 from ._neural_ode import MLPVectorField as MLPVectorField, NeuralODE as NeuralODE
 from ._neural_sde import NeuralSDE as NeuralSDE

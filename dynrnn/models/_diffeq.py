@@ -232,7 +232,7 @@ def check_start(y0, name: str, model_name: str):
         "start from a non-finite state."
     )
     if _is_concrete(y0):
-        if not bool(jnp.all(jnp.isfinite(y0))):
+        if not np.all(np.isfinite(np.asarray(y0))):
             raise DynrnnValueError(msg)
         return y0
     return eqx.error_if(y0, ~jnp.all(jnp.isfinite(y0)), msg)
@@ -317,8 +317,8 @@ def solve(
             t0,
             t1,
             # Diffrax has no initial-step heuristic for SDEs and its ODE heuristic is bypassed for
-            # wrapped terms (0.7.2); the first observation interval is a scale the user chose.
-            ts[1] - ts[0],
+            # wrapped terms (0.7.2); the mean observation interval is a scale the user chose.
+            (t1 - t0) / (ts.shape[0] - 1),
             y0,
             args=args,
             saveat=dfx.SaveAt(ts=save_ts, solver_state=wrapped),

@@ -34,6 +34,7 @@ import abc
 from typing import ClassVar
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -58,8 +59,18 @@ class AbstractSolverRegularizer(eqx.Module):
     def value(self, stats: dict[str, Array]) -> Float[Array, ""]:
         """The unweighted penalty of one solve."""
 
-    def __call__(self, model, stats: dict[str, Array]) -> Float[Array, ""]:
-        """`weight · value(stats)` for the statistics of one step or solve of `model`."""
+    def __call__(self, model, stats: dict[str, Array] | Array) -> Float[Array, ""]:
+        """`weight · value(stats)` for the statistics of one step or solve of `model`.
+
+        Given a data batch instead of a statistics dict (`dr.fit`'s generic
+        `regularizer(model, batch)` call), the penalty is that of one step from every
+        data-inferred state: `mean_windows Σ_t weight · value(stats of step_with_stats(
+        init_state(x_t)))` over `t` = all but the last row of each window `(time, obs)`. That
+        costs one extra solve per step; a training loop that calls `step_with_stats` in its
+        rollout (see the module docstring) regularises the trajectory it trains instead.
+        """
+        if not isinstance(stats, dict):
+            return self._batch_penalty(model, stats)
         missing = [n for n in self.needs if n not in stats]
         if missing:
             raise DynrnnValueError(
@@ -67,6 +78,24 @@ class AbstractSolverRegularizer(eqx.Module):
                 f"lacks {missing}; call `model.step_with_stats(..., needs=regularizer.needs)`."
             )
         return self.weight * self.value(stats)
+
+    def _batch_penalty(self, model, x) -> Float[Array, ""]:
+        self.check(model)
+        x = jnp.asarray(x)
+        if x.ndim not in (2, 3) or x.shape[-2] < 2:
+            raise DynrnnValueError(
+                f"`{type(self).__name__}` takes a statistics dict or data windows of shape "
+                f"(time, obs) or (batch, time, obs) with time >= 2, got shape {x.shape}."
+            )
+
+        def window(xw):
+            zs = jax.vmap(model.init_state)(xw[:-1])
+            _, stats = jax.vmap(lambda z: model.step_with_stats(z, needs=self.needs))(zs)
+            return jnp.sum(self.weight * jax.vmap(self.value)(stats))
+
+        if x.ndim == 2:
+            return window(x)
+        return jnp.mean(jax.vmap(window)(x))
 
     def check(self, model) -> None:
         """Raise if `model` cannot provide the statistics (no `step_with_stats`, or an adjoint
