@@ -6,6 +6,21 @@ from ._base import (
     AbstractLatentModel as AbstractLatentModel,
     AbstractObservation as AbstractObservation,
 )
+from ._calcium import (
+    CalciumObservation as CalciumObservation,
+    LinearGaussian as LinearGaussian,
+    ar_predictor as ar_predictor,
+    calcium_filter as calcium_filter,
+    cosmoothing_r2 as cosmoothing_r2,
+    deconvolve as deconvolve,
+    estimate_gamma as estimate_gamma,
+    fit_ar as fit_ar,
+    forward_prediction_r2 as forward_prediction_r2,
+    gamma_from_tau as gamma_from_tau,
+    infer_states as infer_states,
+    naive_deconvolve as naive_deconvolve,
+    noise_sd as noise_sd,
+)
 from ._cfc import CfC as CfC
 from ._fernn import (
     AbstractFrameRNN as AbstractFrameRNN,
