@@ -51,16 +51,16 @@ def test_forced_rollout_matches_loop(observation, getkey):
     x = np.asarray(jr.normal(getkey(), (12, 3)))
     D = 3 if observation == "identity" else 5
     for alpha in (0.0, 0.3, 1.0):
-        pred, _ = forced_rollout(model, jnp.asarray(x), dr.GTF(alpha), alpha)
+        pred, _, _ = forced_rollout(model, jnp.asarray(x), dr.GTF(alpha), alpha)
         np.testing.assert_allclose(pred, _numpy_forced(model, x, alpha, D), rtol=1e-10,
                                    atol=1e-12)
     # α = 0 is free running from init_state(x_1)
-    pred, _ = forced_rollout(model, jnp.asarray(x), dr.GTF(0.0), 0.0)
+    pred, _, _ = forced_rollout(model, jnp.asarray(x), dr.GTF(0.0), 0.0)
     free = jax.vmap(model.observe)(model.rollout(model.init_state(jnp.asarray(x[0])), 11))
     np.testing.assert_allclose(pred, free, rtol=1e-12)
     # STF: identity forcing at (t − 1) mod τ = 0
     tau = 4
-    pred, _ = forced_rollout(model, jnp.asarray(x), dr.STF(tau), 1.0)
+    pred, _, _ = forced_rollout(model, jnp.asarray(x), dr.STF(tau), 1.0)
     ref = _numpy_forced(model, x, None, D, forced_at=lambda t: (t - 1) % tau == 0)
     np.testing.assert_allclose(pred, ref, rtol=1e-10, atol=1e-12)
 
@@ -68,7 +68,7 @@ def test_forced_rollout_matches_loop(observation, getkey):
 def test_alpha_one_is_identity_forcing(getkey):
     model = dr.models.ShallowPLRNN(3, 16, 3, key=getkey())
     x = jr.normal(getkey(), (10, 3))
-    pred, _ = forced_rollout(model, x, dr.GTF(1.0), 1.0)
+    pred, _, _ = forced_rollout(model, x, dr.GTF(1.0), 1.0)
     # hard forcing: every prediction is one step from the data point before it
     np.testing.assert_allclose(pred, jax.vmap(model.step)(x[:-1]), rtol=1e-12)
 
@@ -132,3 +132,22 @@ def test_norm_estimates_match_numpy(getkey):
     for method, value in expect.items():
         got = dr.GTF(1.0, method=method).estimate_norm(model, zhat)
         np.testing.assert_allclose(got, value, rtol=1e-6, err_msg=method)
+
+
+def test_solver_regulariser_inside_forced_rollout(getkey):
+    """With a solver regulariser, the penalty is accumulated over the trained (forced) steps:
+    it equals a manual loop of `step_with_stats` with the same forcing and keys."""
+    model = dr.models.NeuralODE(3, 3, width=8, key=getkey())
+    reg = dr.regularizers.SolverError(2.0)
+    x = 0.5 * jr.normal(getkey(), (6, 3))
+    key = getkey()
+    pred, _, penalty = forced_rollout(model, x, dr.GTF(0.5), 0.5, regularizer=reg, key=key)
+    keys = jr.split(key, 5)
+    z, total = model.init_state(x[0]), 0.0
+    for t in range(1, 6):
+        z_new, stats = model.step_with_stats(z, needs=reg.needs, key=keys[t - 1])
+        total += 2.0 * float(stats["error_integral"])
+        np.testing.assert_allclose(pred[t - 1], model.observe(z_new), rtol=1e-10)
+        z = gtf_blend(z_new, model.forcing_signal(x[t]), 0.5, 3)
+    assert total > 0
+    np.testing.assert_allclose(penalty, total, rtol=1e-8)

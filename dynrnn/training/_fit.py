@@ -33,7 +33,7 @@ from .._errors import (
 from ..models._base import AbstractLatentModel
 from . import _checkpoint
 from ._data import as_series_list
-from ._forcing import GTF, AbstractTeacherForcing, forced_loss
+from ._forcing import GTF, AbstractTeacherForcing, forced_loss, uses_step_stats
 
 
 @dataclasses.dataclass
@@ -169,8 +169,9 @@ def fit(
       `loss(model, inputs, targets, *, key) -> scalar` on a batch drawn with replacement.
 
     **Arguments:**
-    - `regularizer`: optional callable `regularizer(model, batch) -> scalar` added to the loss
-      (solver-heuristic regularisers from `dr.regularizers` follow this contract).
+    - `regularizer`: a solver regulariser from `dr.regularizers` (applied inside the
+      teacher-forced rollout through the model's `step_with_stats`, i.e. to the trajectory being
+      trained), or any callable `regularizer(model, batch) -> scalar` added to the loss.
     - `optimizer`: an Optax transformation; default RAdam with the reference's exponential
       decay from `learning_rate` to `final_learning_rate` (`default_optimizer`).
     - `n_steps`: number of updates; `batch_size`; `seq_len` (reconstruction only).
@@ -257,18 +258,26 @@ def fit(
     alpha0 = jnp.asarray(tf.initial_alpha(), dtype)
     batch_sharding = _batch_sharding(mesh)
 
-    def total_loss(p, xb, alpha):
+    in_rollout = regularizer is not None and uses_step_stats(model, regularizer)
+    if in_rollout and hasattr(regularizer, "check"):
+        regularizer.check(model)
+
+    def total_loss(p, xb, alpha, key):
         m = eqx.combine(p, static)
-        losses, _ = jax.vmap(lambda x: forced_loss(m, x, tf, alpha))(xb)
+        keys = jr.split(key, xb.shape[0])
+        losses, _ = jax.vmap(
+            lambda x, k: forced_loss(m, x, tf, alpha, regularizer=regularizer if in_rollout
+                                     else None, key=k)
+        )(xb, keys)
         value = jnp.mean(losses) + m.penalty()
-        if regularizer is not None:
+        if regularizer is not None and not in_rollout:
             value = value + regularizer(m, xb)
         return value
 
     def one_update(carry, step, key):
         p, o, alpha, stop = carry
         k = jr.fold_in(key, step)
-        kb, kn = jr.split(k)
+        kb, kn, kr = jr.split(k, 3)
         xb = windows.sample(kb, batch_size)
         if batch_sharding is not None:
             xb = jax.lax.with_sharding_constraint(xb, batch_sharding)
@@ -277,7 +286,7 @@ def fit(
         m = eqx.combine(p, static)
         zhat = jax.lax.stop_gradient(jax.vmap(jax.vmap(m.forcing_signal))(xb[:, 1:]))
         new_alpha, _ = tf.update_alpha(m, alpha, zhat, step + 1)
-        value, grads = jax.value_and_grad(total_loss)(p, xb, new_alpha)
+        value, grads = jax.value_and_grad(total_loss)(p, xb, new_alpha, kr)
         updates, new_o = optimizer.update(grads, o, p)
         new_p = eqx.apply_updates(p, updates)
         active = (step < n_steps) & (stop < 0)

@@ -230,28 +230,50 @@ class STF(AbstractTeacherForcing):
         return ((t - 1) % self.interval == 0).astype(dtype)
 
 
-def forced_rollout(model, x, tf: AbstractTeacherForcing, alpha, inputs=None):
+def forced_rollout(model, x, tf: AbstractTeacherForcing, alpha, inputs=None, *,
+                   regularizer=None, key=None):
     """Run `model` over one window `x` `(T+1, obs)` under teacher forcing.
 
-    **Returns:** `(predictions (T, obs), forcing signals ẑ (T, latent))`, the predictions being
-    `observe(F(z̃_{t−1}))` for t = 2…T+1.
+    With a solver regulariser (`dr.regularizers`, which has `needs`) and a model with
+    `step_with_stats` (neural ODEs/SDEs), every step is taken through `step_with_stats` and the
+    regulariser's penalty of the trajectory actually trained is accumulated.
+
+    **Returns:** `(predictions (T, obs), forcing signals ẑ (T, latent), penalty)`, the
+    predictions being `observe(F(z̃_{t−1}))` for t = 2…T+1.
     """
     zhat = jax.lax.stop_gradient(jax.vmap(model.forcing_signal)(x[1:]))
     z1 = model.init_state(x[0])
     n_forced = tf.n_forced(model)
-    alphas = tf.alphas(alpha, x.shape[0] - 1, zhat.dtype)
+    n = x.shape[0] - 1
+    alphas = tf.alphas(alpha, n, zhat.dtype)
+    in_rollout = regularizer is not None and uses_step_stats(model, regularizer)
+    keys = jax.random.split(key if key is not None else jax.random.PRNGKey(0), n)
 
-    def body(z, step_in):
-        zh, a, u = step_in
-        z_new = model.step(z, u)
-        return gtf_blend(z_new, zh, a, n_forced), z_new
+    def body(carry, step_in):
+        z, pen = carry
+        zh, a, u, k = step_in
+        if in_rollout:
+            z_new, stats = model.step_with_stats(z, u, needs=regularizer.needs, key=k)
+            pen = pen + regularizer(model, stats)
+        else:
+            z_new = model.step(z, u)
+        return (gtf_blend(z_new, zh, a, n_forced), pen), z_new
 
     us = inputs[1:] if inputs is not None else None
-    _, zs = jax.lax.scan(body, z1, (zhat, alphas, us))
-    return jax.vmap(model.observe)(zs), zhat
+    (_, penalty), zs = jax.lax.scan(body, (z1, jnp.zeros((), zhat.dtype)),
+                                    (zhat, alphas, us, keys))
+    return jax.vmap(model.observe)(zs), zhat, penalty
 
 
-def forced_loss(model, x, tf: AbstractTeacherForcing, alpha, inputs=None):
-    """Mean squared error of the teacher-forced predictions on one window."""
-    pred, zhat = forced_rollout(model, x, tf, alpha, inputs)
-    return jnp.mean((pred - x[1:]) ** 2), zhat
+def uses_step_stats(model, regularizer) -> bool:
+    """Whether `regularizer` is applied inside the rollout through `model.step_with_stats`."""
+    return hasattr(regularizer, "needs") and hasattr(model, "step_with_stats")
+
+
+def forced_loss(model, x, tf: AbstractTeacherForcing, alpha, inputs=None, *,
+                regularizer=None, key=None):
+    """Mean squared error of the teacher-forced predictions on one window (plus the in-rollout
+    regulariser penalty, if any). Returns `(loss, ẑ)`."""
+    pred, zhat, penalty = forced_rollout(model, x, tf, alpha, inputs, regularizer=regularizer,
+                                         key=key)
+    return jnp.mean((pred - x[1:]) ** 2) + penalty, zhat
