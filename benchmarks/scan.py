@@ -89,7 +89,7 @@ def linear_table(lengths, dims, *, grad: bool) -> str:
             times = _time_interleaved(fns, a, b)
             seq, ass, auto = times["sequential"], times["associative"], times["auto"]
             ratio = auto / min(seq, ass)
-            picked = _choose_method("auto", "diagonal", T, D)
+            picked = _choose_method("auto", T)
             pick_ratio = times[picked] / min(seq, ass)
             worst, worst_pick = max(worst, ratio), max(worst_pick, pick_ratio)
             rows.append(

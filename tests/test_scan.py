@@ -91,7 +91,8 @@ def test_linear_defaults(getkey):
     expected = _numpy_linear(a, b, np.zeros(D_LIN), False)
     # h0 defaults to zeros; on CPU "auto" is the sequential scan (benchmarks/RESULTS.md).
     np.testing.assert_allclose(dr.scan.linear(a, b), expected, rtol=1e-12, atol=1e-12)
-    assert dr.scan._linear._choose_method("auto", "diagonal", 262144, 1) == "sequential"
+    if jax.default_backend() == "cpu":
+        assert dr.scan._linear._choose_method("auto", 262144) == "sequential"
 
 
 def test_linear_complex_diagonal(getkey):

@@ -30,8 +30,8 @@ _CPU_ASSOCIATIVE_MIN_T = None
 _ACCELERATOR_ASSOCIATIVE_MIN_T = 256
 
 
-def _choose_method(method: str, kind: str, length: int, dim: int) -> str:
-    """The method `"auto"` stands for; `kind` is `"diagonal"` or `"dense"`."""
+def _choose_method(method: str, length: int) -> str:
+    """The method `"auto"` stands for, for a sequence of `length` steps on this backend."""
     if method != "auto":
         return method
     if jax.default_backend() == "cpu":
@@ -147,7 +147,7 @@ def linear(
     `"sequential"` is a `lax.scan`; `"associative"` is a `lax.associative_scan` over the affine
     maps `h -> a_t h + b_t`, which compose as `(A_j, b_j) o (A_i, b_i) = (A_j A_i, A_j b_i + b_j)`
     (depth O(log T); Smith, Warrington & Linderman 2023, S5; Lim et al. 2024, DEER). `"auto"`
-    picks by backend, kind of `a` and size from the measurements in `benchmarks/RESULTS.md`
+    picks by backend and length from the measurements in `benchmarks/RESULTS.md`
     (on CPU mostly the sequential scan; on accelerators the associative scan for long
     sequences).
 
@@ -214,10 +214,9 @@ def linear(
                 f"got shape {tuple(h0.shape)}."
             )
     dense = a.ndim == 3
-    kind = "dense" if dense else "diagonal"
     if a.ndim < 2:
         # A scalar per step is broadcast to a diagonal; its gradient is summed back by autodiff.
         a = jnp.broadcast_to(a.reshape((-1, 1)) if a.ndim == 1 else a, (T, D))
     a, b, h0 = a.astype(dtype), b.astype(dtype), h0.astype(dtype)
-    chosen = _choose_method(method, kind, T, D)
+    chosen = _choose_method(method, T)
     return _linear_jit(a, b, h0, chosen, bool(reverse), dense)
