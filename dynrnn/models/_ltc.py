@@ -193,7 +193,7 @@ class AbstractLiquidModel(AbstractLatentModel):
     def _deer_step(self, z, x):
         # A bound method of the model (a pytree), so `scan.deer` can reuse its compiled solve.
         u, timespan = x
-        return self.cell(z, u, timespan, None)
+        return self.cell(z, u, timespan, None).astype(z.dtype)
 
     # --- latent-model interface ----------------------------------------------------------
 
@@ -330,7 +330,8 @@ def _run(model, z0, u, ts, engine, deer_options, key):
 
     def body(z, xs):
         ut, tt, kt = xs
-        z = model.cell(z, ut, tt, kt)
+        # The state keeps its dtype (e.g. float32 data through a float64 model).
+        z = model.cell(z, ut, tt, kt).astype(z.dtype)
         return z, z
 
     _, states = jax.lax.scan(body, z0, (u, ts, keys))
@@ -339,7 +340,7 @@ def _run(model, z0, u, ts, engine, deer_options, key):
 
 @eqx.filter_jit
 def _step(model, z, u, timespan, key):
-    return model.cell(z, u, timespan, key)
+    return model.cell(z, u, timespan, key).astype(z.dtype)
 
 
 _run_jit = eqx.filter_jit(_run)
@@ -610,7 +611,8 @@ class LTC(AbstractLiquidModel):
 
         def unfold(_, v):
             num, den = self._synaptic(v)
-            return (cm * v + delta * (leak_num + num)) / (cm + delta * (leak_den + den))
+            new = (cm * v + delta * (leak_num + num)) / (cm + delta * (leak_den + den))
+            return new.astype(v.dtype)
 
         return jax.lax.fori_loop(0, self.ode_unfolds, unfold, v, unroll=self.ode_unfolds <= 8)
 
