@@ -416,22 +416,25 @@ def _series(data, name):
 
 
 @eqx.filter_jit
-def _model_predictions(model, x0s, n_steps: int):
-    def one(x0):
-        z = model.init_state(x0)
+def _model_predictions(model, windows, n_steps: int, alpha):
+    def one(w):
+        z = _forced_run(model, w, alpha)[-1]
         return jax.vmap(model.observe)(model.rollout(z, n_steps))
 
-    return jax.vmap(one)(x0s)
+    return jax.vmap(one)(windows)
 
 
 def forward_prediction_r2(
-    model, data, n_steps: int, *, first: int = 0, stride: int = 1
+    model, data, n_steps: int, *, first: int = 0, stride: int = 1, warmup: int = 0,
+    alpha: float = 1.0,
 ) -> np.ndarray:
     """R² of `k`-step-ahead predictions, `k = 1 … n_steps`, on a (held-out) series.
 
-    From every start `t = first, first + stride, …` the model starts at `init_state(x_t)` and
-    runs freely; prediction `x̂_{t+k}` is compared with `x_{t+k}`. `R²_k = 1 − Σ(x̂ − x)² / Σ(x −
-    x̄)²`, sums over starts and dimensions, `x̄` the per-dimension mean of the targets.
+    From every start `t = first, first + stride, …` (`t ≥ warmup`) the model's state at `t` is
+    inferred from `x_{t−warmup} … x_t` (`infer_states` with forcing strength `alpha`; with
+    `warmup=0` simply `init_state(x_t)`), then the model runs freely; prediction `x̂_{t+k}` is
+    compared with `x_{t+k}`. `R²_k = 1 − Σ(x̂ − x)² / Σ(x − x̄)²`, sums over starts and
+    dimensions, `x̄` the per-dimension mean of the targets.
 
     **Arguments:**
     - `model`: a latent model (`AbstractLatentModel`) or a callable
@@ -439,23 +442,30 @@ def forward_prediction_r2(
       (see `ar_predictor`).
     - `data`: `(time, obs)` array or recording.
     - `n_steps`: largest horizon; `first`, `stride`: start indices.
+    - `warmup`, `alpha`: frames before `t` used to infer the state, and the forcing strength.
 
     **Returns:** `(n_steps,)` array of R².
     """
     x = _series(data, "data")
     check_positive(n_steps, "n_steps", integer=True)
     check_positive(stride, "stride", integer=True)
-    starts = np.arange(first, x.shape[0] - n_steps, stride)
+    check_positive(warmup, "warmup", integer=True, strict=False)
+    starts = np.arange(max(first, warmup), x.shape[0] - n_steps, stride)
     if starts.size < 2:
         raise DynrnnValueError(
             f"`data` with {x.shape[0]} frames leaves fewer than 2 starts for n_steps={n_steps}, "
-            f"first={first}."
+            f"first={first}, warmup={warmup}."
         )
     targets = np.stack([x[s + 1: s + 1 + n_steps] for s in starts])
     if isinstance(model, AbstractLatentModel):
         dtype = jnp.result_type(*[v for v in jax.tree_util.tree_leaves(model)
                                   if eqx.is_inexact_array(v)])
-        preds = np.asarray(_model_predictions(model, jnp.asarray(x[starts], dtype), n_steps))
+        windows = np.stack([x[s - warmup: s + 1] for s in starts])
+        preds = []
+        for i in range(0, len(starts), 512):
+            preds.append(np.asarray(_model_predictions(
+                model, jnp.asarray(windows[i: i + 512], dtype), n_steps, alpha)))
+        preds = np.concatenate(preds)
     elif callable(model):
         preds = np.stack([np.asarray(model(x[: s + 1], n_steps)) for s in starts])
     else:
@@ -520,6 +530,10 @@ def infer_states(model: AbstractLatentModel, data, *, alpha: float = 0.5) -> np.
 
 @eqx.filter_jit
 def _infer(model, x, alpha):
+    return _forced_run(model, x, alpha)
+
+
+def _forced_run(model, x, alpha):
     n_forced = model.n_obs if model.partial_forcing else model.n_latent
     x = x.astype(jnp.result_type(*[v for v in jax.tree_util.tree_leaves(model)
                                    if eqx.is_inexact_array(v)]))
