@@ -324,6 +324,13 @@ def test_deer_autonomous_and_analytic_jacobian(getkey):
     states, info = jax.jit(lambda z0: dr.scan.deer(step, z0, length=T))(z0)
     assert bool(info.converged) and not bool(info.fallback)
     np.testing.assert_allclose(states, ref, atol=1e-10)
+    # the parallel (associative) linear solves, forward and in the adjoint
+    solve = lambda z0: dr.scan.deer(step, z0, length=T, method="associative")[0]
+    np.testing.assert_allclose(solve(z0), ref, atol=1e-10)
+    loss = lambda f, z0: jnp.sum(jnp.cos(f(z0)))
+    seq = lambda z0: jax.lax.scan(lambda z, _: (step(z, None),) * 2, z0, None, length=T)[1]
+    np.testing.assert_allclose(jax.grad(lambda z: loss(solve, z))(z0),
+                               jax.grad(lambda z: loss(seq, z))(z0), rtol=1e-8, atol=1e-10)
 
 
 def logistic(h, x):
