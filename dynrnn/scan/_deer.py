@@ -335,6 +335,9 @@ def deer(
       It has the same fixed point as DEER, reduces to it for λ = 0, and damps the linearised
       propagation by `1 - k`, so an expanding linearisation with `‖J_t‖ < 1 / (1 - k)` no
       longer overflows; the price is linear convergence (roughly a factor `k` per iteration).
+      Once the damped iterations meet the tolerance, undamped Newton steps finish the solve
+      (the damped solution is kept should they blow up). Damping is no guarantee: for
+      multistable maps the damped iteration can cycle; then the fallback applies.
 
     Gradients use the implicit function theorem at the solution, not differentiation of the
     Newton loop: the adjoint `λ_t = g_t + J_{t+1}^T λ_{t+1}` (Jacobians at the solution), then
