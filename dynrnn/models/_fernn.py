@@ -315,11 +315,17 @@ class FlowEquivariantRNN(AbstractFrameRNN):
             return jnp.stack(
                 [jnp.roll(h[i], v, axis=axes) for i, v in enumerate(self.velocities)]
             )
-        # Depthwise over velocities: the hidden channels play the batch role, so every
-        # channel of velocity ν sees the same learned kernel (as in the reference G-RNN+).
-        x = jnp.swapaxes(h, 0, 1)
-        y = circular_conv(x, self.shift_kernels[:, None], groups=self.n_velocities)
-        return jnp.swapaxes(y, 0, 1)
+        # Circular cross-correlation of each velocity's state with its own kernel, shared over
+        # channels (as in the reference G-RNN+), written as a weighted sum of rolls: for these
+        # tiny depthwise kernels this is several times faster on CPU than a grouped convolution.
+        side = self.shift_kernels.shape[1]
+        grid_axes = tuple(range(2, 2 + self.spatial_dims))
+        out = jnp.zeros_like(h)
+        for j in itertools.product(range(side), repeat=self.spatial_dims):
+            w = self.shift_kernels[(slice(None),) + j].astype(h.dtype)
+            rolled = jnp.roll(h, tuple(side // 2 - jj for jj in j), axis=grid_axes)
+            out = out + w.reshape((-1,) + (1,) * (h.ndim - 1)) * rolled
+        return out
 
     def cell(self, h, frame):
         """`h_t(ν) = σ(W ⋆ shift_ν(h_{t−1}(ν)) + U ⋆ f_t)` for all `ν` at once."""
