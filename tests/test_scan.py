@@ -139,6 +139,20 @@ def test_linear_gradients(getkey, kind, reverse, method):
         np.testing.assert_allclose(o, r, rtol=1e-9, atol=1e-9 * np.abs(r).max(), err_msg=name)
 
 
+@pytest.mark.parametrize("method", ["sequential", "associative"])
+def test_linear_gradient_memory(method):
+    """Reverse mode stores only a, h and h0 (2 T D + D numbers), not the associative tree."""
+    saved_residuals = pytest.importorskip("jax._src.ad_checkpoint").saved_residuals
+    T, D = 1024, 8
+    a, b = jnp.full((T, D), 0.9), jnp.ones((T, D))
+    saved = saved_residuals(lambda a, b: dr.scan.linear(a, b, method=method), a, b)
+    assert sum(int(np.prod(aval.shape)) for aval, _ in saved) <= 2 * T * D + D
+    if method == "associative":  # autodiff of the plain associative scan stores ~3x more
+        tree = lambda a, b: jax.lax.associative_scan(
+            lambda e, n: (n[0] * e[0], n[0] * e[1] + n[1]), (a, b))[1]
+        assert sum(int(np.prod(aval.shape)) for aval, _ in saved_residuals(tree, a, b)) > 4 * T * D
+
+
 def test_linear_vmap(getkey):
     """Several sequences through `jax.vmap`."""
     samples = [_random_linear(getkey(), "diagonal", jnp.float64) for _ in range(5)]
