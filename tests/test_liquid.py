@@ -396,7 +396,7 @@ def test_batched_timespans_match_per_sample_loop(getkey, which):
 
 
 def test_cfc_deer_equals_sequential(getkey):
-    m = dr.models.CfC(3, 6, 2, backbone_units=12, mixed_memory=True, key=getkey())
+    m = dr.models.CfC(3, 6, 2, backbone_units=12, key=getkey())
     u = jr.normal(getkey(), (20, 3))
     ts = jr.uniform(getkey(), (20,), minval=0.1, maxval=2.0)
     y, s = m(u, timespans=ts, return_state=True)
@@ -405,7 +405,7 @@ def test_cfc_deer_equals_sequential(getkey):
     g = jax.grad(lambda m: jnp.sum(m(u, timespans=ts) ** 2))(m)
     g2 = jax.grad(lambda m: jnp.sum(m(u, timespans=ts, engine="deer") ** 2))(m)
     np.testing.assert_allclose(g.cells[0].ff1[0], g2.cells[0].ff1[0], atol=1e-8)
-    z0 = jr.normal(getkey(), (12,))
+    z0 = jr.normal(getkey(), (6,))
     np.testing.assert_allclose(m.rollout(z0, 20, u, engine="deer"), m.rollout(z0, 20, u),
                                atol=1e-9)
 
@@ -492,14 +492,17 @@ def test_wirings_module_is_public():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["cfc", "ltc"])
-def test_gtf_training_on_lorenz63_lowers_dstsp(shared_data, getkey, which, capsys):
+def test_gtf_training_on_lorenz63_lowers_dstsp(shared_data, which, capsys):
+    # Fixed keys: the figures printed here are the ones reported for the issue.
     train = np.load(shared_data / "lorenz63_gtf" / "lorenz63_on0.05_train.npy")[:20_000]
     test = np.load(shared_data / "lorenz63_gtf" / "lorenz63_test.npy")[:5_000]
+    train, test = train.astype(np.float64), test.astype(np.float64)
+    # Both models' states are bounded (CfC heads in [-1, 1], LTC potentials in the hull of E
+    # and v_leak), so standardised data need an affine observation.
     if which == "cfc":
-        m = dr.models.CfC(0, 24, 3, observation="identity", backbone_units=32,
-                          dt=1.0, key=getkey())
+        m = dr.models.CfC(0, 24, 3, observation="affine", backbone_units=32, key=jr.PRNGKey(0))
     else:
-        m = dr.models.LTC(0, 24, 3, observation="identity", key=getkey())
+        m = dr.models.LTC(0, 16, 3, observation="affine", key=jr.PRNGKey(0))
 
     def dstsp(model):
         z0 = model.init_state(jnp.asarray(test[0]))
@@ -509,7 +512,7 @@ def test_gtf_training_on_lorenz63_lowers_dstsp(shared_data, getkey, which, capsy
 
     before = dstsp(m)
     result = dr.fit(m, jnp.asarray(train), teacher_forcing=dr.GTF(0.3), n_steps=1500,
-                    batch_size=16, seq_len=50, key=getkey(), progress=False,
+                    batch_size=16, seq_len=50, key=jr.PRNGKey(1), progress=False,
                     learning_rate=3e-3, final_learning_rate=3e-4)
     after = dstsp(result.model)
     with capsys.disabled():
