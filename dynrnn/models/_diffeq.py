@@ -359,8 +359,9 @@ def check_result(ys, result, max_steps: int, model_name: str):
     """Turn Diffrax's result code into an error that names the cause and the argument."""
     max_msg = (
         f"`{model_name}`: the solver needed more than max_steps={max_steps} steps; increase "
-        "`max_steps`, loosen `rtol`/`atol`, or check whether the vector field blows up or is "
-        "stiff."
+        "`max_steps`, loosen `rtol`/`atol`, or check whether the vector field blows up, is "
+        "stiff, or returns NaN (for example from non-finite parameters: every step is then "
+        "rejected)."
     )
     other_msg = (
         f"`{model_name}`: the differential equation solve failed (non-finite values or a "
