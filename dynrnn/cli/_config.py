@@ -21,7 +21,7 @@ DEFAULT_RECONSTRUCT = {
     "name": "lorenz63_shplrnn",
     "data": {"train": "dataset:lorenz63_train", "test": "dataset:lorenz63_test"},
     "model": {
-        "type": "ShallowPLRNN", "latent": 3, "hidden": 50, "clipped": True,
+        "type": "ShallowPLRNN", "latent": 3, "hidden": 100, "clipped": True,
         "observation": "identity",
     },
     "teacher_forcing": {
@@ -29,7 +29,7 @@ DEFAULT_RECONSTRUCT = {
         "update_every": 5,
     },
     "training": {
-        "n_steps": 30_000, "batch_size": 16, "seq_len": 200, "learning_rate": 1e-3,
+        "n_steps": 50_000, "batch_size": 16, "seq_len": 200, "learning_rate": 5e-3,
         "final_learning_rate": 1e-5, "noise": 0.0, "seed": 0, "eval_every": 5_000,
         "steps_per_call": 250,
     },

@@ -120,8 +120,9 @@ class AbstractLatentModel(eqx.Module):
             from ..scan import deer
 
             options = dict(engine_options)
+            # The bound method (an Equinox pytree) lets `deer` reuse its compiled solve.
             states, _ = deer(
-                lambda h, u: self.step(h, u), z, inputs,
+                self.step, z, inputs,
                 length=None if inputs is not None else n_steps, **options,
             )
             return states
