@@ -492,7 +492,9 @@ class ConvDecoder(eqx.Module):
 class NextFramePredictor(eqx.Module):
     """Sequence-to-sequence next-frame prediction (Keller 2025, Sec. 5.1; the reference's
     `Seq2SeqFERNN`): the RNN reads the observed frames, then for each future step decodes its
-    features into a predicted frame and feeds that prediction back as the next input.
+    features into a predicted frame and feeds that prediction back as the next input. Each frame
+    is read once (the reference feeds the last observed frame a second time before its first
+    prediction, which shifts the time of that frame and so breaks exact flow equivariance).
 
     **Arguments:**
     - `rnn`: an `AbstractFrameRNN` (`FlowEquivariantRNN` or `FrameRNN`).
