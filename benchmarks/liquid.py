@@ -190,7 +190,6 @@ def speed(args):
     except ImportError:
         print("\n(ncps/torch not installed: speed comparison skipped)")
         return
-    torch.set_num_threads(2)
     b, length, n_in = 32, 100, 8
     rng = np.random.default_rng(0)
     u = rng.normal(size=(b, length, n_in)).astype(np.float32)
@@ -206,21 +205,29 @@ def speed(args):
     ]
     print(f"\n### Training step, batch {b}, T = {length}, {n_in} inputs, float32 "
           "(forward + MSE + backward + Adam)\n")
-    print("| model | ncps wall (ms) | dynrnn wall (ms) | speed-up (wall) | ncps CPU (ms) | "
-          "dynrnn CPU (ms) | speed-up (CPU) |")
-    print("|---|---|---|---|---|---|---|")
+    print("ncps is timed with 2 and with 1 PyTorch thread; the speed-up is against the faster "
+          "of the two (wall time) and against the smaller CPU time (process time, all "
+          "threads).\n")
+    print("| model | ncps 2 threads (ms) | ncps 1 thread (ms) | dynrnn (ms) | speed-up (wall) "
+          "| ncps CPU (ms) | dynrnn CPU (ms) | speed-up (CPU) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, make_ref, n_out in configs:
         torch.manual_seed(0)
         ref = make_ref()
         # Same weights on both sides (so both do the same arithmetic).
         ours = dr.interop.from_ncps(ref, dtype=jnp.float32)
         y = rng.normal(size=(b, length, n_out)).astype(np.float32)
-        t_ref = torch_step_time(ref, u, ts_ncps, y, args.repeats)
+        ref_times = {}
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            ref_times[threads] = torch_step_time(ref, u, ts_ncps, y, args.repeats)
         t_ours = jax_step_time(ours, jnp.asarray(u), jnp.asarray(ts_shared), jnp.asarray(y),
                                args.repeats)
-        print(f"| {name} | {1e3 * t_ref[0]:.1f} | {1e3 * t_ours[0]:.1f} | "
-              f"{t_ref[0] / t_ours[0]:.1f}x | {1e3 * t_ref[1]:.1f} | {1e3 * t_ours[1]:.1f} | "
-              f"{t_ref[1] / t_ours[1]:.1f}x |")
+        best_wall = min(t[0] for t in ref_times.values())
+        best_cpu = min(t[1] for t in ref_times.values())
+        print(f"| {name} | {1e3 * ref_times[2][0]:.1f} | {1e3 * ref_times[1][0]:.1f} | "
+              f"{1e3 * t_ours[0]:.1f} | {best_wall / t_ours[0]:.1f}x | {1e3 * best_cpu:.1f} | "
+              f"{1e3 * t_ours[1]:.1f} | {best_cpu / t_ours[1]:.1f}x |")
 
 
 def main():

@@ -518,3 +518,23 @@ def test_gtf_training_on_lorenz63_lowers_dstsp(shared_data, which, capsys):
     with capsys.disabled():
         print(f"\n{which}: D_stsp before {before:.3f}, after {after:.3f}")
     assert after < before
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda k: dr.models.CfC(3, W.AutoNCP(10, 2), mixed_memory=True, key=k),
+        lambda k: dr.models.CfC(0, 6, 3, observation="identity", backbone_layers=2,
+                                backbone_units=8, key=k),
+        lambda k: dr.models.LTC(0, 5, 2, observation="affine", output_mapping="linear", key=k),
+    ],
+    ids=["cfc_wired", "cfc_dsr", "ltc_dsr"],
+)
+def test_save_load_roundtrip(tmp_path, getkey, make):
+    m = make(getkey())
+    m = jax.tree.map(lambda a: a + 0.1 if eqx.is_inexact_array(a) else a, m)  # not the init
+    dr.save(tmp_path / "model.eqx", m)
+    loaded = dr.load(tmp_path / "model.eqx")
+    assert type(loaded) is type(m) and loaded.wiring == m.wiring
+    u = jr.normal(getkey(), (6, m.input_size))
+    np.testing.assert_array_equal(loaded(u), m(u))

@@ -24,6 +24,7 @@ from ._ltc import (
     _check_int,
     _dtype,
     _torch_bias,
+    observation_kind,
 )
 from ._observation import glorot_uniform, make_observation
 from ._wirings import AbstractWiring, Wiring, as_wiring
@@ -215,7 +216,7 @@ class CfC(AbstractLiquidModel):
                 f"`backbone_activation` must be one of {tuple(_ACTIVATIONS)}, got "
                 f"{backbone_activation!r}."
             )
-        if isinstance(hidden, AbstractWiring | Wiring):
+        if isinstance(hidden, AbstractWiring | Wiring | dict):
             if wiring is not None:
                 raise DynrnnValueError(
                     "pass the wiring either as `hidden` or as `wiring`, not both."
@@ -288,6 +289,35 @@ class CfC(AbstractLiquidModel):
     @property
     def output_size(self) -> int:
         return self.observation.n_obs
+
+    @property
+    def hyperparameters(self) -> dict:
+        """Constructor arguments (JSON) that rebuild this model's structure (`dr.save`)."""
+        obs = self.observation
+        kind = observation_kind(obs)
+        if kind is None:
+            output = obs.n_obs if obs.weight is not None else None
+        else:
+            output = obs.n_obs
+        cell = self.cells[0]
+        hp = {
+            "input": self.input_size,
+            "hidden": self.units if self.wiring is None else self.wiring.to_dict(),
+            "output": output,
+            "mode": self.mode,
+            "mixed_memory": self.mixed_memory,
+            "observation": kind,
+            "dt": self.dt,
+            "dtype": str(cell.ff1[0].dtype),
+        }
+        if self.wiring is None:
+            hp.update(
+                backbone_units=cell.backbone[0][0].shape[0] if cell.backbone else 128,
+                backbone_layers=len(cell.backbone),
+                backbone_dropout=cell.dropout,
+                backbone_activation=cell.activation,
+            )
+        return hp
 
     def _cfc(self, h, u, timespan, key):
         if self.wiring is None:

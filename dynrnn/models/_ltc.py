@@ -138,6 +138,22 @@ class LSTMCell(eqx.Module):
         return h, c
 
 
+def observation_kind(observation) -> str | None:
+    """`None`, `"identity"` or `"affine"`: how to rebuild a liquid model's observation."""
+    from ._observation import Affine, Identity
+
+    if isinstance(observation, LiquidReadout):
+        return None
+    if isinstance(observation, Identity):
+        return "identity"
+    if isinstance(observation, Affine):
+        return "affine"
+    raise DynrnnTypeError(
+        f"cannot describe a custom observation model ({type(observation).__name__}) by "
+        "hyperparameters; save with `dr.save(..., hyperparameters=...)` or load with `like=`."
+    )
+
+
 def _check_engine(engine):
     if engine not in ("sequential", "deer"):
         raise DynrnnValueError(f"`engine` must be 'sequential' or 'deer', got {engine!r}.")
@@ -561,6 +577,30 @@ class LTC(AbstractLiquidModel):
     @property
     def output_size(self) -> int:
         return self.observation.n_obs
+
+    @property
+    def hyperparameters(self) -> dict:
+        """Constructor arguments (JSON) that rebuild this model's structure (`dr.save`)."""
+        readout = isinstance(self.observation, LiquidReadout)
+        out_map = None
+        if readout and self.observation.scale is not None:
+            out_map = "affine" if self.observation.bias is not None else "linear"
+        in_map = None
+        if self.input_w is not None:
+            in_map = "affine" if self.input_b is not None else "linear"
+        return {
+            "input": self.input_size,
+            "units_or_wiring": self.wiring.to_dict(),
+            "ode_unfolds": self.ode_unfolds,
+            "epsilon": self.epsilon,
+            "implicit_param_constraints": self.implicit_param_constraints,
+            "mixed_memory": self.mixed_memory,
+            "input_mapping": in_map,
+            "output_mapping": out_map,
+            "observation": observation_kind(self.observation),
+            "dt": self.dt,
+            "dtype": str(self.cm.dtype),
+        }
 
     def _positive(self, x):
         return jax.nn.softplus(x) if self.implicit_param_constraints else x

@@ -71,6 +71,8 @@ class Wiring:
                 f"`adjacency` must be a square (units, units) matrix, got shape {adj.shape}."
             )
         units = adj.shape[0]
+        if sens.size == 0:  # no inputs (JSON turns a (0, units) matrix into [])
+            sens = _frozen(np.zeros((0, units), np.int8))
         if sens.ndim != 2 or sens.shape[1] != units:
             raise DynrnnValueError(
                 f"`sensory_adjacency` must have shape (input_dim, {units}), got {sens.shape}."
@@ -133,6 +135,15 @@ class Wiring:
                 f"has input size {input_dim}."
             )
         return self
+
+    def to_dict(self) -> dict:
+        """Plain lists and integers (JSON), accepted back by the models as a wiring."""
+        return {
+            "adjacency": self.adjacency.tolist(),
+            "sensory_adjacency": self.sensory_adjacency.tolist(),
+            "output_dim": self.output_dim,
+            "layers": [list(layer) for layer in self.layers],
+        }
 
     def layer_input_masks(self) -> tuple[np.ndarray, ...]:
         """Per layer, the `(layer size, layer inputs + layer size)` 0/1 mask of a wired CfC.
@@ -503,6 +514,9 @@ def as_wiring(wiring, input_dim: int) -> Wiring:
     """Build a wiring generator (or check a built `Wiring`) for `input_dim` inputs."""
     if isinstance(wiring, Wiring | AbstractWiring):
         return wiring.build(input_dim)
+    if isinstance(wiring, dict) and set(wiring) == {"adjacency", "sensory_adjacency",
+                                                    "output_dim", "layers"}:
+        return Wiring(**wiring).build(input_dim)
     raise DynrnnTypeError(
         "`wiring` must be a dynrnn wiring (dr.models.wirings.FullyConnected, NCP, AutoNCP, "
         f"Random or Wiring), got {type(wiring).__name__}; convert ncps wirings with "
