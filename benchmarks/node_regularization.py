@@ -120,7 +120,7 @@ def digits_task(variants, n_steps):
 
     rows = []
     for name in variants:
-        w = jnp.asarray(weights(name, 0.1, 0.01, 1.0), jnp.float32)
+        w = jnp.asarray(weights(name, 0.1, 0.1, 1.0), jnp.float32)
         model = Classifier(jr.PRNGKey(0))
         state = opt.init(eqx.filter(model, eqx.is_inexact_array))
         key = jr.PRNGKey(1)
@@ -139,10 +139,11 @@ def digits_task(variants, n_steps):
         jax.block_until_ready(loss)
         t_train = time.perf_counter() - t0
         jax.block_until_ready(predict(model, xte))
-        t0 = time.perf_counter()
-        for _ in range(3):
+        t_pred = np.inf
+        for _ in range(5):  # best of 5: the machine is shared
+            t0 = time.perf_counter()
             pred, nfe = jax.block_until_ready(predict(model, xte))
-        t_pred = (time.perf_counter() - t0) / 3
+            t_pred = min(t_pred, time.perf_counter() - t0)
         acc = float(jnp.mean(pred == yte)) * 100
         rows.append((name, acc, t_train, t_pred, float(jnp.mean(nfe)), float(jnp.max(nfe))))
     return rows
@@ -155,7 +156,7 @@ def lorenz_task(variants, n_steps):
     dt, win, batch = 0.01, 20, 32
     train = jnp.asarray(train)
     ts = jnp.arange(win + 1, dtype=jnp.float32) * dt
-    opt = optax.adam(3e-3)
+    opt = optax.adam(5e-3)
 
     def make():
         return dr.models.NeuralODE(3, 3, width=64, depth=2, dt=dt, rtol=1e-4, atol=1e-4,
@@ -208,9 +209,11 @@ def lorenz_task(variants, n_steps):
         jax.block_until_ready(loss)
         t_train = time.perf_counter() - t0
         jax.block_until_ready(predict(model, jnp.asarray(test[0])))
-        t0 = time.perf_counter()
-        outs = [jax.block_until_ready(predict(model, jnp.asarray(test[s]))) for s in starts]
-        t_pred = (time.perf_counter() - t0) / len(starts)
+        outs, t_pred = [], np.inf
+        for s in starts:
+            t0 = time.perf_counter()
+            outs.append(jax.block_until_ready(predict(model, jnp.asarray(test[s]))))
+            t_pred = min(t_pred, time.perf_counter() - t0)
         gen = np.concatenate([np.asarray(z[500:]) for z, _ in outs])
         dstsp = float(dr.metrics.state_space_divergence(test[:20_000], gen))
         nfe = np.mean([float(n) for _, n in outs])
@@ -286,9 +289,11 @@ def sde_task(variants, n_steps):
         jax.block_until_ready(loss)
         t_train = time.perf_counter() - t0
         jax.block_until_ready(predict(model, jr.PRNGKey(3)))
-        t0 = time.perf_counter()
-        mse, nfe = jax.block_until_ready(predict(model, jr.PRNGKey(3)))
-        t_pred = time.perf_counter() - t0
+        t_pred = np.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            mse, nfe = jax.block_until_ready(predict(model, jr.PRNGKey(3)))
+            t_pred = min(t_pred, time.perf_counter() - t0)
         rows.append((name, float(mse), t_train, t_pred, float(jnp.mean(nfe)), float(jnp.max(nfe))))
     return rows
 
@@ -312,19 +317,22 @@ def main():
     variants = ["vanilla", "SolverError", "Stiffness", "Local"]
     n = 60 if QUICK else 400
     if not ONLY or "digits" in ONLY:
-        table(f"digits neural ODE classifier ({n} updates of 128, Tsit5 rtol=atol=1e-5)",
+        table(f"digits neural ODE classifier ({n} updates of 128, Tsit5 rtol=atol=1e-5; "
+              "λ: SolverError 0.1, Stiffness(max) 0.1, Local 1.0)",
               "test accuracy %", digits_task(variants, n), "{:.1f}")
-    n = 30 if QUICK else 200
+    n = 30 if QUICK else 1500
     if ONLY and "lorenz" not in ONLY:
         pass
     elif (DATA / "lorenz63_gtf").is_dir():
-        table(f"Lorenz-63 neural ODE ({n} updates of 32 windows × 20 steps, rtol=atol=1e-4)",
+        table(f"Lorenz-63 neural ODE ({n} updates of 32 windows × 20 steps, rtol=atol=1e-4; "
+              "λ: SolverError 0.1, Stiffness(max) 0.01, Local 1.0)",
               "D_stsp (20 time units)", lorenz_task(variants, n), "{:.3f}")
     else:
         print(f"\n(Lorenz-63 skipped: {DATA / 'lorenz63_gtf'} not found)")
     n = 30 if QUICK else 150
     if not ONLY or "sde" in ONLY:
-        table(f"spiral SDE, neural SDE fitted to mean and sd ({n} updates of 32 paths, SPaRK)",
+        table(f"spiral SDE, neural SDE fitted to mean and sd ({n} updates of 32 paths, SPaRK, "
+              "rtol=atol=1e-2; λ: SolverError 1.0)",
               "MSE of the mean (256 paths)", sde_task(["vanilla", "SolverError"], n), "{:.4f}")
 
 

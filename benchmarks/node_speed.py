@@ -1,14 +1,16 @@
 """Neural ODE training step: dynrnn (Diffrax) vs torchdiffeq, same network, solver, tolerances,
 initial weights and data, on the CPU cores of this machine (torch limited to 2 threads).
 
-Task: a batch of 256 states in R^16 is carried from t = 0 to t = 1 by an MLP vector field
+Task: a batch of 256 states in R^16 is carried from t = 0 to t = 5 by an MLP vector field
 (16 → 64 → 64 → 16, tanh) and regressed onto fixed targets (MSE); the whole batch is one ODE
 state (as torchdiffeq solves batches), gradients by differentiating through the solver
 (torchdiffeq `odeint`, Diffrax `RecursiveCheckpointAdjoint`). Rows: torchdiffeq dopri5
 (optional: skipped without torch/torchdiffeq), dynrnn with Dopri5 and Tsit5, and with the
 `SolverError` penalty (statistics wrapper on). NFE counts forward vector-field evaluations per
 training step (torch: a counter in the module; dynrnn: `stats["nfe"]`, exact). Also the forward
-solve with and without the statistics wrapper (its overhead).
+solve with and without the statistics wrapper (its overhead). torch runs with 1 and with 2
+threads: on a loaded machine its OpenMP threads can contend badly (seen: 0.1 ms vs 49 ms for
+one small matmul), so both are reported.
 Usage: python benchmarks/node_speed.py
 """
 
@@ -31,6 +33,7 @@ import dynrnn as dr
 
 B, D, W = 256, 16, 64
 RTOL, ATOL = 1e-5, 1e-6
+T1 = 5.0
 N_STEPS = 20
 
 
@@ -60,7 +63,7 @@ def bench_jax(solver, x, y, weight=None):
     model = make_model(solver)
     opt = optax.adam(1e-3)
     state = opt.init(eqx.filter(model, eqx.is_inexact_array))
-    ts = jnp.array([0.0, 1.0])
+    ts = jnp.array([0.0, T1])
     reg = None if weight is None else dr.regularizers.SolverError(weight)
     needs = () if reg is None else reg.needs
 
@@ -90,7 +93,7 @@ def bench_jax(solver, x, y, weight=None):
 
 def bench_overhead(x):
     model = make_model(dfx.Tsit5())
-    ts = jnp.array([0.0, 1.0])
+    ts = jnp.array([0.0, T1])
     plain = eqx.filter_jit(lambda m, z: m.solve(z, ts)[0])
     stats = eqx.filter_jit(lambda m, z: m.solve(z, ts, needs=("error_integral",
                                                                  "stiffness_integral"))[0])
@@ -106,13 +109,13 @@ def bench_overhead(x):
     return min(out["plain"]), min(out["stats"])
 
 
-def bench_torch(x, y):
+def bench_torch(x, y, threads):
     try:
         import torch
         from torchdiffeq import odeint
     except ImportError:
         return None
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     model = make_model(dfx.Tsit5())
     lin = [lyr for lyr in model.vector_field.mlp.layers]
 
@@ -123,8 +126,8 @@ def bench_torch(x, y):
             for lyr in lin:
                 t = torch.nn.Linear(lyr.in_features, lyr.out_features)
                 with torch.no_grad():
-                    t.weight.copy_(torch.from_numpy(np.asarray(lyr.weight)))
-                    t.bias.copy_(torch.from_numpy(np.asarray(lyr.bias)))
+                    t.weight.copy_(torch.from_numpy(np.array(lyr.weight)))
+                    t.bias.copy_(torch.from_numpy(np.array(lyr.bias)))
                 self.layers.append(t)
             self.nfe = 0
 
@@ -139,7 +142,7 @@ def bench_torch(x, y):
     f = Field()
     opt = torch.optim.Adam(f.parameters(), lr=1e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    ts = torch.tensor([0.0, 1.0])
+    ts = torch.tensor([0.0, T1])
 
     def update():
         opt.zero_grad()
@@ -157,21 +160,24 @@ def bench_torch(x, y):
         loss = update()
         nfes.append(f.nfe)
     dt = (time.perf_counter() - t0) / N_STEPS
-    return dt, float(np.mean(nfes)), float(loss)
+    return dt, float(np.mean(nfes)), float(loss.detach())
 
 
 def main():
     print(f"Hardware: {os.cpu_count()}-core CPU ({platform.machine()}), JAX {jax.__version__}, "
-          f"no GPU; float32; batch {B}, dim {D}, MLP width {W}, rtol={RTOL}, atol={ATOL}.\n")
+          f"no GPU; float32; batch {B}, dim {D}, MLP width {W}, t1={T1}, rtol={RTOL}, "
+          f"atol={ATOL}.\n")
     x, y = data()
     rows = []
-    torch_row = bench_torch(x, y)
-    if torch_row is not None:
-        import torch
-        import torchdiffeq
+    for threads in (1, 2):
+        torch_row = bench_torch(x, y, threads)
+        if torch_row is not None:
+            import torch
+            import torchdiffeq
 
-        rows.append((f"torchdiffeq {torchdiffeq.__version__} dopri5 (torch {torch.__version__})",
-                     *torch_row))
+            rows.append((f"torchdiffeq {torchdiffeq.__version__} dopri5 (torch "
+                         f"{torch.__version__}, {threads} thread{'s' * (threads > 1)})",
+                         *torch_row))
     rows.append(("dynrnn NeuralODE, Dopri5", *bench_jax(dfx.Dopri5(), x, y)))
     rows.append(("dynrnn NeuralODE, Tsit5", *bench_jax(dfx.Tsit5(), x, y)))
     rows.append(("dynrnn NeuralODE, Tsit5 + SolverError(1.0)",
@@ -186,7 +192,7 @@ def main():
     plain, stats = bench_overhead(jnp.asarray(x))
     print(f"\nForward solve (Tsit5, batch {B}): plain {plain * 1e3:.2f} ms, with the statistics "
           f"wrapper (error + stiffness) {stats * 1e3:.2f} ms: overhead "
-          f"{(stats / plain - 1) * 100:+.1f} %.")
+          f"{(stats / plain - 1) * 100:+.1f} % (best of 3 interleaved rounds of 20).")
 
 
 if __name__ == "__main__":
