@@ -32,7 +32,6 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._errors import DynrnnTypeError, DynrnnValueError, check_array, check_positive
 from ._base import AbstractLatentModel, AbstractObservation
-from ._observation import glorot_uniform
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +188,10 @@ def deconvolve(
     - `baseline`: fix `b` instead of fitting it.
     - `max_iter`: L-BFGS-B iteration cap.
 
-    **Returns:** `(spikes, calcium, baseline)`: `s`, `K s` (both `(time,)`) and `b`.
+    **Returns:** `(spikes, calcium, baseline)`: `s`, `K s` (both `(time,)`) and `b`. The L1
+    penalty shrinks spike amplitudes, and a fitted `b` trades against the slow tails of the
+    kernel (it is determined only to within about the noise sd); spike *timing* is what the
+    solution recovers best.
 
     **Raises:** `DynrnnValueError` for a non-finite or too-short trace or an unstable `gamma`.
     """
@@ -252,7 +254,7 @@ class CalciumObservation(AbstractObservation):
     for the current rate, `α λ(z) / (1 − γ1 − γ2) + β` (the kernel's DC gain): this is what
     teacher forcing with `dr.fit` compares to the data frame by frame, and its inverse gives
     `init_state` and `forcing_signal` (`pinv(W)(softplus⁻¹(λ̂) − b)` with
-    `λ̂ = max((x − β)(1 − Σγ)/α, ε)`). The sequence-level model with the kernel's memory is
+    `λ̂ = max((x − β)(1 − Σγ)/α, 0.01)`). The sequence-level model with the kernel's memory is
     `forward(zs)` (differentiable, for fitting with a custom loss: `loss(zs, F)`), `sample`
     draws Poisson spikes and noisy fluorescence, and `deconvolve(F)` infers spikes with this
     model's kernel.
@@ -263,14 +265,14 @@ class CalciumObservation(AbstractObservation):
       `(obs, order)` array (see `gamma_from_tau`).
     - `alpha`, `beta`: fluorescence scale and offset (scalars or `(obs,)`).
     - `noise_sd`: σ of the Gaussian fluorescence noise (used by `sample`).
-    - `key`: PRNG key for `W` (Glorot uniform); `b = 0`.
+    - `key`: PRNG key for `W` (orthogonal: pinv(W) is well conditioned); `b = 0`.
 
-    `W`, `b`, `alpha`, `beta` are trained; the kernel `gamma` is fixed (a static field).
+    `W`, `b`, `log α`, `β` are trained; the kernel `gamma` is fixed (a static field).
     """
 
     W: Float[Array, "obs latent"]
     b: Float[Array, " obs"]
-    alpha: Float[Array, " obs"]
+    log_alpha: Float[Array, " obs"]
     beta: Float[Array, " obs"]
     kernel: tuple[tuple[float, ...], ...] = eqx.field(static=True)
     noise_sd: float = eqx.field(static=True)
@@ -294,15 +296,24 @@ class CalciumObservation(AbstractObservation):
         alpha = jnp.broadcast_to(jnp.asarray(alpha, dtype), (obs,))
         if np.any(np.asarray(alpha) <= 0):
             raise DynrnnValueError(f"`alpha` must be > 0, got {alpha}.")
-        self.W = glorot_uniform(key, (obs, latent), dtype)
+        # Orthogonal, not Glorot: `init_state` and the forcing signal apply pinv(W), and a
+        # random square matrix is often nearly singular (states of size 1/s_min).
+        self.W = jax.nn.initializers.orthogonal()(key, (obs, latent), dtype)
         self.b = jnp.zeros((obs,), dtype)
-        self.alpha = alpha
+        # Stored as a logarithm: the scale must stay positive under any optimiser step (RAdam's
+        # first updates are plain momentum steps that could push α through zero).
+        self.log_alpha = jnp.log(alpha)
         self.beta = jnp.broadcast_to(jnp.asarray(beta, dtype), (obs,))
         # A tuple, not an array: static fields must be hashable for `filter_jit`.
         self.kernel = tuple(tuple(float(v) for v in row) for row in g)
         self.noise_sd = float(noise_sd)
         self.n_obs = obs
         self.n_latent = latent
+
+    @property
+    def alpha(self) -> Float[Array, " obs"]:
+        """Fluorescence scale `α > 0`."""
+        return jnp.exp(self.log_alpha)
 
     @property
     def gamma(self) -> np.ndarray:
@@ -325,7 +336,9 @@ class CalciumObservation(AbstractObservation):
 
     def _invert(self, x):
         lam = (x - self.beta) / (self.alpha * jnp.asarray(self._gain(), x.dtype))
-        u = _inv_softplus(jnp.maximum(lam, 1e-6)) - self.b
+        # A floor well above 0: a data point below the offset β would otherwise send the
+        # inverted state to −∞ through softplus⁻¹.
+        u = _inv_softplus(jnp.maximum(lam, 1e-2)) - self.b
         return u @ jnp.linalg.pinv(self.W).T.astype(x.dtype)
 
     def init_state(self, x0):
