@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .. import scan as _scan
 from .._errors import DynrnnTypeError, DynrnnValueError, check_positive
+from ..scan import linear as scan_linear
 from ._base import AbstractLatentModel, AbstractObservation
 from ._hippo import DISCRETIZATIONS, discretize, hippo, krylov
 
@@ -49,15 +49,9 @@ def _check_sequence(u, name, features):
 
 def _linear_recurrence(a, b):
     """`x_t = a x_{t−1} + b_t`, `x_{−1} = 0`, for a constant dense `a` `(n, n)` and `b` `(T, n)`."""
-    linear = getattr(_scan, "linear", None)
-    if linear is not None:
-        return linear(jnp.broadcast_to(a, (b.shape[0],) + a.shape), b)
-
-    def body(x, bt):
-        x = a @ x + bt
-        return x, x
-
-    return jax.lax.scan(body, jnp.zeros_like(b[0]), b)[1]
+    # Sequential: with a dense `a` the associative scan would cost O(T n³) work and O(T n²)
+    # memory for products of matrices; the convolution mode is the parallel form of this layer.
+    return scan_linear(jnp.broadcast_to(a, (b.shape[0],) + a.shape), b, method="sequential")
 
 
 class LSSLReadout(AbstractObservation):
