@@ -116,9 +116,9 @@ def classify(a, grid, r, train_v, unseen_v, key):
             progress=False,
         )
         wall = time.perf_counter() - t0
-        predict = eqx.filter_jit(jax.vmap(fit.model))
+        predict = eqx.filter_jit(lambda m, x: jax.vmap(m)(x))
         acc = [
-            float(jnp.mean(jnp.argmax(predict(ds.frames), axis=-1) == ds.labels))
+            float(jnp.mean(jnp.argmax(predict(fit.model, ds.frames), axis=-1) == ds.labels))
             for ds in (train, seen, unseen)
         ]
         rows.append((name, n_params, wall, smooth(np.asarray(fit.history["loss"]))[-1], acc))
@@ -138,11 +138,11 @@ def classify(a, grid, r, train_v, unseen_v, key):
 def per_frame_mse(model, frames, n_obs, batch=16):
     """MSE of each predicted frame, averaged over sequences: `(n_frames − n_obs,)`."""
     n_future = frames.shape[1] - n_obs
-    run = eqx.filter_jit(jax.vmap(lambda f: model(f, n_future)))
+    run = eqx.filter_jit(lambda m, u: jax.vmap(lambda f: m(f, n_future))(u))
     errs = []
     for i in range(0, frames.shape[0], batch):
         chunk = frames[i : i + batch]
-        pred = run(chunk[:, :n_obs])
+        pred = run(model, chunk[:, :n_obs])
         errs.append(jnp.mean((pred - chunk[:, n_obs:]) ** 2, axis=tuple(range(2, pred.ndim))))
     return np.asarray(jnp.concatenate(errs).mean(axis=0))
 
