@@ -260,7 +260,7 @@ def numpy_gelu(x):
 
 def numpy_lssl(layer, u, method, feedback_steps=0):
     """Float64 NumPy recurrence of the full layer."""
-    H, N, M = layer.channels, layer.state_size, layer.copies
+    H, N, M = layer.channels, layer.n_state, layer.copies
     A = np.broadcast_to(np.asarray(layer.A), (H, N, N))
     B = np.broadcast_to(np.asarray(layer.B), (H, N))
     dt = np.exp(np.asarray(layer.log_dt))
@@ -414,6 +414,18 @@ def test_deep_lssl_trains_with_fit(getkey):
                  key=getkey(), progress=False, learning_rate=2e-2, final_learning_rate=1e-3)
     acc = jnp.mean(jnp.argmax(jax.vmap(res.model)(u), -1) == labels)
     assert float(acc) > 0.9
+
+
+def test_lssl_as_sequence_model_mixer(getkey):
+    # dr.compare builds dr.dsf.layers.SequenceModel around a `(d_model, key) -> mixer` callable.
+    layers = getattr(dr.dsf, "layers", None)
+    if layers is None or not hasattr(layers, "SequenceModel"):
+        pytest.skip("dr.dsf.layers.SequenceModel is not available")
+    model = layers.SequenceModel(2, 3, lambda d, k: LSSL(d, 4, key=k), d_model=8, n_layers=1,
+                                 tokens=False, pool="last", key=getkey())
+    u = jr.normal(getkey(), (12, 2))
+    assert model(u).shape == (3,)
+    assert model.state_size(12) == 8 * 4
 
 
 # ---------------------------------------------------------------- bad input

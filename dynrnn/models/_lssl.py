@@ -138,7 +138,7 @@ class LSSL(AbstractLatentModel):
     dropout: eqx.nn.Dropout
     observation: LSSLReadout
     channels: int = eqx.field(static=True)
-    state_size: int = eqx.field(static=True)
+    n_state: int = eqx.field(static=True)
     copies: int = eqx.field(static=True)
     kind: str = eqx.field(static=True)
     discretization: str = eqx.field(static=True)
@@ -190,12 +190,19 @@ class LSSL(AbstractLatentModel):
         self.dropout = eqx.nn.Dropout(dropout)
         self.observation = LSSLReadout(channels, channels + channels * state_size)
         self.channels = channels
-        self.state_size = state_size
+        self.n_state = state_size
         self.copies = copies
         self.kind = kind.lower()
         self.discretization = discretization
         self.train_A = bool(train_A)
         self.activation = activation
+
+    def state_size(self, length: int | None = None) -> int:
+        """Numbers carried between steps in recurrent mode: `channels × N` (any length).
+
+        (The `dr.compare`/`dr.dsf.layers.SequenceModel` mixer contract; the latent state of
+        `step` additionally holds the last output.)"""
+        return self.channels * self.n_state
 
     def discretized(self) -> tuple[Float[Array, "channels n n"], Float[Array, "channels n"]]:
         """Per-channel `(Ā, B̄)` at the current `Δ = exp(log_dt)`."""
@@ -260,7 +267,7 @@ class LSSL(AbstractLatentModel):
         return self._mix(y, key)
 
     def _advance(self, Ab, Bb, z, u):
-        H, N = self.channels, self.state_size
+        H, N = self.channels, self.n_state
         y, x = z[:H], z[H:].reshape(H, N)
         v = y if u is None else u
         x = jnp.einsum("hij,hj->hi", Ab, x) + Bb * v[:, None]
