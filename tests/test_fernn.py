@@ -92,6 +92,28 @@ def test_metric_detects_a_wrong_relabelling(getkey):
     assert float(jnp.max(dr.metrics.equivariance_error(model, x, flow))) < 1e-12
 
 
+@pytest.mark.parametrize("grid, r", [((5,), 2), ((3, 3), 1)])
+def test_full_velocity_group_makes_pooling_and_prediction_equivariant(getkey, grid, r):
+    """When V holds every velocity modulo the grid ({-2..2} on a 5-ring, {-1..1}² on a 3×3
+    torus), relabelling by ν̂ permutes V, so the max-pooled output and the whole autoregressive
+    predictor (circular decoder) are exactly flow-equivariant; this checks the time alignment
+    of the predicted frames: prediction k is frame n_obs + k, moved by (n_obs + k)·ν̂."""
+    d = len(grid)
+    rnn = dr.models.FlowEquivariantRNN(
+        1, 2, velocities=r, spatial_dims=d, key=getkey(), dtype=jnp.float32
+    )
+    dec = dr.models.ConvDecoder(2, 1, spatial_dims=d, key=getkey(), dtype=jnp.float32)
+    pred = dr.models.NextFramePredictor(rnn, dec)
+    nu = (1,) * d
+    flow = dr.metrics.TranslationFlow(nu)
+    x = _frames(getkey(), 4, 1, grid)
+    assert float(jnp.max(dr.metrics.equivariance_error(rnn, x, flow, lifted=False))) < 1e-5
+    out, out_moved = pred(x, 3), pred(flow(x), 3)
+    expected = dr.metrics.TranslationFlow(nu)(jnp.concatenate([x, out]))[4:]
+    np.testing.assert_allclose(np.asarray(out_moved), np.asarray(expected), atol=1e-5)
+    assert float(jnp.max(jnp.abs(out_moved - out))) > 1e-3  # the flow did move the predictions
+
+
 # ----------------------------------------------------------------------------------------------
 # Recurrence against an independent float64 NumPy loop
 
@@ -185,13 +207,14 @@ def test_next_frame_predictor(getkey):
     x = jr.normal(getkey(), (5, 1, 6, 7))
     out = pred(x, 3)
     assert out.shape == (3, 1, 6, 7)
-    # step by step: read the observed frames, then decode and feed each prediction back
+    # step by step: read the observed frames, then decode the advanced state, feed it back
     h = rnn.initial_hidden((6, 7))
     for f in x:
         h = rnn.cell(h, f)
     feats = rnn.features(h)
     for k in range(3):
-        frame = dec(rnn.features(h))
+        shifted = jnp.stack([jnp.roll(h[i], v, axis=(1, 2)) for i, v in enumerate(rnn.velocities)])
+        frame = dec(shifted.max(axis=0))
         np.testing.assert_allclose(np.asarray(out[k]), np.asarray(frame), rtol=1e-10)
         h = rnn.cell(h, frame)
     head = dr.models.GridClassifierHead(3, 10, key=getkey())

@@ -163,6 +163,12 @@ class AbstractFrameRNN(eqx.Module):
         """One step of the recurrence: the hidden state after reading `frame`."""
 
     @abc.abstractmethod
+    def advance(self, h):
+        """The hidden state carried one step forward without input: the term the recurrence
+        applies to `h_t` before reading `f_{t+1}` (for the FERNN, `shift_ν(h_t(ν))`). Decoding
+        it predicts frame `t+1` at the right place and time (see `NextFramePredictor`)."""
+
+    @abc.abstractmethod
     def features(self, h) -> Float[Array, " hidden *grid"]:
         """Grid features of hidden state `h` (pooled over velocities where there are some)."""
 
@@ -327,6 +333,9 @@ class FlowEquivariantRNN(AbstractFrameRNN):
             out = out + w.reshape((-1,) + (1,) * (h.ndim - 1)) * rolled
         return out
 
+    def advance(self, h):
+        return self._shift(h)
+
     def cell(self, h, frame):
         """`h_t(ν) = σ(W ⋆ shift_ν(h_{t−1}(ν)) + U ⋆ f_t)` for all `ν` at once."""
         drive = circular_conv(frame[None], self.U)  # (1, hidden, *grid), broadcast over ν
@@ -433,6 +442,9 @@ class FrameRNN(AbstractFrameRNN):
     def initial_hidden(self, grid, dtype=None):
         return jnp.zeros((self.hidden_size,), dtype or self.W.dtype)
 
+    def advance(self, h):
+        return h  # no notion of motion in a dense state
+
     def cell(self, h, frame):
         pre = self.W @ h + self.U @ frame.reshape(-1).astype(h.dtype) + self.b
         return _ACTIVATIONS[self.activation](pre)
@@ -491,10 +503,17 @@ class ConvDecoder(eqx.Module):
 
 class NextFramePredictor(eqx.Module):
     """Sequence-to-sequence next-frame prediction (Keller 2025, Sec. 5.1; the reference's
-    `Seq2SeqFERNN`): the RNN reads the observed frames, then for each future step decodes its
-    features into a predicted frame and feeds that prediction back as the next input. Each frame
-    is read once (the reference feeds the last observed frame a second time before its first
-    prediction, which shifts the time of that frame and so breaks exact flow equivariance).
+    `Seq2SeqFERNN`): the RNN reads the observed frames; then each future frame is decoded from the
+    state carried one step forward by its own flow, and fed back as the next input:
+
+        f̂_{t+1} = D(pool_ν shift_ν(h_t(ν))),   h_{t+1} = cell(h_t, f̂_{t+1}).
+
+    Decoding `shift_ν(h_t(ν))` rather than `h_t(ν)` is what lets a flow-equivariant model move its
+    prediction: under a flow `ν̂` it transforms with `T_{(t+1)ν̂}`, the frame's own time, while
+    `h_t` transforms with `T_{tν̂}`. With a translation-equivariant decoder and `V` holding every
+    velocity modulo the grid, the whole predictor is exactly flow-equivariant. (The reference
+    reaches a similar alignment by feeding the last observed frame a second time, so that its
+    recurrent term runs one step ahead of its input.)
 
     **Arguments:**
     - `rnn`: an `AbstractFrameRNN` (`FlowEquivariantRNN` or `FrameRNN`).
@@ -502,11 +521,15 @@ class NextFramePredictor(eqx.Module):
       (for example `ConvDecoder`).
 
     Called as `predictor(frames, n_future)` with `frames` `(time, channels, *grid)`; returns the
-    `n_future` predicted frames `(n_future, channels, *grid)`.
+    `n_future` predicted frames `(n_future, channels, *grid)`, for times `time … time+n_future−1`.
     """
 
     rnn: AbstractFrameRNN
     decoder: eqx.Module
+
+    def predict_next(self, h):
+        """The predicted next frame from hidden state `h_t`."""
+        return self.decoder(self.rnn.features(self.rnn.advance(h)))
 
     @eqx.filter_jit
     def __call__(
@@ -519,15 +542,13 @@ class NextFramePredictor(eqx.Module):
             return self.rnn.cell(h, f), None
 
         h0 = self.rnn.initial_hidden(tuple(frames.shape[2:]), frames.dtype)
-        h, _ = jax.lax.scan(read, h0, frames[:-1])
+        h, _ = jax.lax.scan(read, h0, frames)
 
-        def generate(carry, _):
-            h, f = carry
-            h = self.rnn.cell(h, f)
-            pred = self.decoder(self.rnn.features(h)).astype(f.dtype)
-            return (h, pred), pred
+        def generate(h, _):
+            pred = self.predict_next(h).astype(frames.dtype)
+            return self.rnn.cell(h, pred), pred
 
-        _, preds = jax.lax.scan(generate, (h, frames[-1]), None, length=n_future)
+        _, preds = jax.lax.scan(generate, h, None, length=n_future)
         return preds
 
 
