@@ -50,9 +50,9 @@ def pca(train: np.ndarray, test: np.ndarray, k: int):
     return (train - mu) @ vt[:k].T / sd, (test - mu) @ vt[:k].T / sd, explained
 
 
-def run(*, steps: int = 3000, pcs: int = 10, latent: int = 20, hidden: int = 100,
-        horizon: int = 5, ar_order: int = 5, alpha: float | str = 0.5, seq_len: int = 10,
-        learning_rate: float = 5e-3, batch_size: int = 32, noise: float = 0.0, seed: int = 0,
+def run(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: int = 50,
+        horizon: int = 5, ar_order: int = 5, alpha: float | str = 0.5, seq_len: int = 3,
+        learning_rate: float = 5e-3, batch_size: int = 32, noise: float = 0.3, seed: int = 0,
         progress: bool = False) -> dict:
     train, test = load()
     x_train = train["activity"].values
@@ -101,12 +101,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--pcs", type=int, default=10, help="0: all 75 neurons")
-    parser.add_argument("--latent", type=int, default=20)
-    parser.add_argument("--hidden", type=int, default=100)
+    parser.add_argument("--latent", type=int, default=15)
+    parser.add_argument("--hidden", type=int, default=50)
     parser.add_argument("--alpha", default="0.5")
-    parser.add_argument("--seq-len", type=int, default=10)
+    parser.add_argument("--seq-len", type=int, default=3)
     parser.add_argument("--lr", type=float, default=5e-3)
-    parser.add_argument("--noise", type=float, default=0.0)
+    parser.add_argument("--noise", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", False)

@@ -1,0 +1,46 @@
+"""Recordings benchmark: latent dynamics on the zebrafish tectum population (held-out forward
+prediction R² of a shallow PLRNN trained with GTF vs least-squares AR baselines) and spike
+inference on spikefinder set 5 (Pearson r at 40 ms bins vs a naive AR(1) inverse filter).
+
+    python benchmarks/recordings.py [--steps 3000] [--frames 16919]
+
+Prints Markdown tables (recorded in benchmarks/RESULTS.md, section `## recordings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import jax
+
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
+
+import spikefinder  # noqa: E402
+import zebrafish_tectum  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--frames", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=1)
+    args = parser.parse_args(argv)
+    jax.config.update("jax_enable_x64", False)
+    print(f"JAX {jax.__version__}, {jax.devices()[0].platform}\n")
+    for seed in range(args.seeds):
+        out = zebrafish_tectum.run(steps=args.steps, seed=seed)
+        print(f"### zebrafish tectum (seed {seed}): {out['dims']} whitened PCs "
+              f"({out['explained']:.0%} of the variance), {out['train']} train / {out['test']} "
+              f"held-out frames at 2.2 Hz, {out['steps']} updates in {out['fit_s']:.0f} s\n")
+        print(zebrafish_tectum.table(out) + "\n")
+    sf = spikefinder.run(frames=args.frames)
+    print(f"### spikefinder set 5: {sf['neurons']} neurons × {sf['frames']} frames at 100 Hz, "
+          "Pearson r of inferred and true spike counts in 40 ms bins\n")
+    print(spikefinder.table(sf))
+
+
+if __name__ == "__main__":
+    main()
