@@ -209,8 +209,10 @@ def test_regularizer_values_are_weighted_stats(small_node):
     regs = [dr.regularizers.SolverError(2.5), dr.regularizers.Stiffness(0.5, reduce="mean"),
             dr.regularizers.LocalSolverError(3.0)]
     total = regs[0] + regs[1] + regs[2]
-    z_new, stats = small_node.step_with_stats(z, needs=total.needs, key=jr.PRNGKey(0))
-    np.testing.assert_allclose(z_new, small_node.step(z), rtol=1e-12)
+    z_new, stats = eqx.filter_jit(
+        lambda m, z: m.step_with_stats(z, needs=total.needs, key=jr.PRNGKey(0)))(small_node, z)
+    np.testing.assert_allclose(z_new, eqx.filter_jit(lambda m, z: m.step(z))(small_node, z),
+                               rtol=1e-12)
     expected = (2.5 * stats["error_integral"]
                 + 0.5 * stats["stiffness_sum"] / stats["num_accepted_steps"]
                 + 3.0 * stats["local_error"])
@@ -218,3 +220,15 @@ def test_regularizer_values_are_weighted_stats(small_node):
     assert float(stats["error_integral"]) > 0 and float(stats["local_error"]) > 0
     with pytest.raises(ValueError, match="lacks"):
         regs[0](small_node, {"nfe": 1})
+
+
+def test_batch_call_matches_per_step_stats(small_node, getkey):
+    """`regularizer(model, windows)` (dr.fit's generic call): one step from `init_state(x_t)` per
+    row but the last, summed over the window, averaged over windows."""
+    x = 0.5 * jr.normal(getkey(), (2, 3, 2))
+    reg = dr.regularizers.SolverError(2.0)
+    got = eqx.filter_jit(lambda m, x: reg(m, x))(small_node, x)
+    step = eqx.filter_jit(lambda m, z: m.step_with_stats(z, needs=reg.needs)[1]["error_integral"])
+    want = np.mean([sum(2.0 * float(step(small_node, small_node.init_state(x[b, t])))
+                        for t in range(2)) for b in range(2)])
+    np.testing.assert_allclose(float(got), want, rtol=1e-7)
