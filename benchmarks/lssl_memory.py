@@ -68,9 +68,9 @@ def gru_matching(n_params, in_features, out_features, *, key):
     return GRUModel(in_features, h, out_features, key=key)
 
 
-def train(model, data, *, loss, n_steps, batch_size, lr, key):
+def train(model, data, *, loss, n_steps, batch_size, lr, key, use_fit=True):
     t0 = time.perf_counter()
-    if hasattr(dr, "fit"):
+    if use_fit and hasattr(dr, "fit"):
         res = dr.fit(model, data, loss=loss, n_steps=n_steps, batch_size=batch_size, key=key,
                      progress=False, learning_rate=lr, final_learning_rate=lr / 100)
         model = res.model
@@ -141,10 +141,12 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-recall", action="store_true")
     p.add_argument("--skip-digits", action="store_true")
+    p.add_argument("--optax-loop", action="store_true",
+                   help="train with a plain per-step Optax loop instead of dr.fit")
     args = p.parse_args()
     key = jr.PRNGKey(args.seed)
     print(f"JAX {jax.__version__}, backend {jax.default_backend()}, "
-          f"{'dr.fit' if hasattr(dr, 'fit') else 'own Optax loop'}\n")
+          f"{'dr.fit' if hasattr(dr, 'fit') and not args.optax_loop else 'Optax loop'}\n")
 
     if not args.skip_recall:
         k_data, k_test, k_l, k_g, k_fit = jr.split(jr.fold_in(key, 1), 5)
@@ -160,7 +162,8 @@ def main():
         rows = []
         for name, model, lr in [("LegS DeepLSSL", lssl, 1e-2), ("GRU", gru, 1e-2)]:
             trained, secs = train(model, train_data, loss="mse", n_steps=args.steps,
-                                  batch_size=32, lr=lr, key=k_fit)
+                                  batch_size=32, lr=lr, key=k_fit,
+                                  use_fit=not args.optax_loop)
             mse = float(jnp.mean((predict(trained, test_u) - test_v) ** 2))
             rows.append((name, n_trainable(model), mse, secs))
         for name, n, mse, secs in rows:
@@ -180,7 +183,8 @@ def main():
         rows = []
         for name, model, lr in [("LegS DeepLSSL", lssl, 1e-2), ("GRU", gru, 1e-2)]:
             trained, secs = train(model, (xtr, ytr), loss="cross_entropy",
-                                  n_steps=args.digits_steps, batch_size=64, lr=lr, key=k_fit)
+                                  n_steps=args.digits_steps, batch_size=64, lr=lr, key=k_fit,
+                                  use_fit=not args.optax_loop)
             acc = float(jnp.mean(jnp.argmax(predict(trained, xte), -1) == yte))
             rows.append((name, n_trainable(model), acc, secs))
         for name, n, acc, secs in rows:
