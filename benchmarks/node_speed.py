@@ -118,7 +118,7 @@ def bench_torch(x, y, threads):
         return None
     torch.set_num_threads(threads)
     model = make_model(dfx.Tsit5())
-    lin = [lyr for lyr in model.vector_field.mlp.layers]
+    lin = [lyr for lyr in model.func.mlp.layers]
 
     class Field(torch.nn.Module):
         def __init__(self):

@@ -54,11 +54,11 @@ def node():
 
 
 def test_neural_ode_solve_matches_scipy_and_counts_evaluations(node):
-    f = mlp_numpy(node.vector_field.mlp)
+    f = mlp_numpy(node.func.mlp)
     z0 = np.array([0.5, -1.0, 0.3])
     ts = np.array([0.0, 0.15, 0.7, 1.3, 2.0])
     ref = solve_ivp(f, (0, 2.0), z0, t_eval=ts, method="DOP853", rtol=1e-12, atol=1e-13)
-    counted = eqx.tree_at(lambda m: m.vector_field, node, Counted(node.vector_field, "f"))
+    counted = eqx.tree_at(lambda m: m.func, node, Counted(node.func, "f"))
     for needs in [(), ("error_integral", "stiffness_max", "local_error")]:
         COUNTS["f"] = 0
         zs, stats = counted.solve(jnp.asarray(z0), jnp.asarray(ts), needs=needs)
@@ -73,7 +73,7 @@ def test_neural_ode_solve_matches_scipy_and_counts_evaluations(node):
 def test_neural_ode_state_interface(node):
     z = jnp.array([0.2, 0.1, -0.4])
     step = eqx.filter_jit(node.step)
-    f = mlp_numpy(node.vector_field.mlp)
+    f = mlp_numpy(node.func.mlp)
     ref = solve_ivp(f, (0, 0.4), np.asarray(z), method="DOP853", rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(step(z), ref.y[:, -1], rtol=1e-7, atol=1e-8)
     states = eqx.filter_jit(node.rollout)(z, 3)

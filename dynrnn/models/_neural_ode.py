@@ -94,7 +94,7 @@ class NeuralODE(AbstractLatentModel):
     - `width`, `depth`: hidden width and number of hidden layers of the default MLP field
       (`tanh`).
     - `vector_field`: any Equinox module `f(t, z, args) -> dz/dt` on `(latent,)` states instead of
-      the MLP (`args` is the input `u` or `None`).
+      the MLP (`args` is the input `u` or `None`); stored as `model.func`.
     - `inputs`: size of a constant-per-step input `u` fed to the MLP field (default 0: none).
     - `dt`: the time between observations (one `step`).
     - `solver`: an adaptive Diffrax solver.
@@ -110,7 +110,10 @@ class NeuralODE(AbstractLatentModel):
     non-adaptive solver.
     """
 
-    vector_field: Callable
+    # Stored as `func`, not `vector_field`: objects with a `vector_field` attribute are treated
+    # as flows by `dr.metrics.lyapunov_spectrum`, while this model is a map over `dt` like every
+    # latent model.
+    func: Callable
     observation: AbstractObservation
     dt: float = eqx.field(static=True)
     solver: dfx.AbstractAdaptiveSolver = eqx.field(static=True)
@@ -151,7 +154,7 @@ class NeuralODE(AbstractLatentModel):
             check_positive(width, "width", integer=True)
             check_positive(depth, "depth", integer=True, strict=False)
             vector_field = MLPVectorField(latent, width, depth, n_input=inputs, key=kf)
-        self.vector_field = vector_field
+        self.func = vector_field
         self.observation = make_observation(observation, obs, latent, key=ko)
         self.dt = float(dt)
         self.solver = solver
@@ -164,7 +167,7 @@ class NeuralODE(AbstractLatentModel):
     def _solve(self, z0, ts, u, needs, t_reg):
         args = _input_args(type(self).__name__, self.n_input, u, z0)
         return _diffeq.solve(
-            dfx.ODETerm(self.vector_field),
+            dfx.ODETerm(self.func),
             self.solver,
             ts,
             z0,
