@@ -111,6 +111,10 @@ class LSSL(AbstractLatentModel):
     generation), so `rollout(z, n)` runs the layer autonomously. `init_state(u_0)` is
     `[u_0; 0]`; `observe(z)` is `y`. Dropout is not applied in `step`.
 
+    As a mixer of `dr.dsf.layers.SequenceModel` (and so in `dr.compare`, via a callable
+    `lambda d, key: LSSL(d, N, key=key)`) it reports `state_size(length) = H·N`; the HiPPO
+    order itself is the attribute `n_state`.
+
     **Arguments:**
     - `channels`: `H`, the input and output width.
     - `state_size`: `N`, the HiPPO order.
