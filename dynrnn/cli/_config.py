@@ -90,7 +90,8 @@ def dumps_toml(cfg: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_series(spec: str, *, name: str = "data", rate: float | None = None):
+def load_series(spec: str, *, name: str = "data", rate: float | None = None,
+                **reader_options):
     """A `(time, dims)` array and attrs from `dataset:NAME`, `.npy`, `.nc`/`.h5` or a recording."""
     from .. import datasets
 
@@ -116,7 +117,8 @@ def load_series(spec: str, *, name: str = "data", rate: float | None = None):
     except AttributeError:
         open_recording = None
     if open_recording is not None:
-        ds = open_recording(path, **({"rate": rate} if rate else {}))
+        opts = {k: v for k, v in reader_options.items() if v is not None}
+        ds = open_recording(path, **({"rate": rate} if rate else {}), **opts)
     else:
         import xarray as xr
 

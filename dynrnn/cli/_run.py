@@ -36,10 +36,13 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     import dynrnn as dr
 
     t0 = time.perf_counter()
-    x_train, attrs_train = load_series(cfg["data"]["train"], name="data.train")
+    # Recording reader options ([data] rate, layout, allow_pickle) pass through to
+    # dr.io.open_recording (e.g. layout = "neuron-major" for the zebrafish CSV).
+    reader = {k: cfg["data"].get(k) for k in ("rate", "layout", "allow_pickle")}
+    x_train, attrs_train = load_series(cfg["data"]["train"], name="data.train", **reader)
     test_spec = cfg["data"].get("test")
     if test_spec:
-        x_test, attrs_test = load_series(test_spec, name="data.test")
+        x_test, attrs_test = load_series(test_spec, name="data.test", **reader)
     else:
         # No test set: the last 20 % of the series is held out.
         cut = int(0.8 * x_train.shape[0])
