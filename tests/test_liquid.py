@@ -367,7 +367,10 @@ def test_cfc_pure_limits(getkey):
     x = _lecun(c.backbone[0][0] @ np.concatenate([u, h]) + c.backbone[0][1])
     ff1 = c.ff1[0] @ x + c.ff1[1]
     np.testing.assert_allclose(m.step(h, u, timespan=0.0), c.A - c.A * ff1, rtol=1e-12)
-    np.testing.assert_allclose(m.step(h, u, timespan=1e4), c.A, rtol=1e-9)
+    # h' − A = −A ff1 exp(−ts(|w_τ| + |ff1|)) and |x e^{−ts x}| <= 1/(e ts): a closed-form bound
+    ts = 1e6
+    np.testing.assert_allclose(m.step(h, u, timespan=ts), c.A, rtol=0,
+                               atol=1.01 * np.abs(c.A).max() / (np.e * ts))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -284,8 +284,11 @@ def numpy_lssl(layer, u, method, feedback_steps=0):
      ("forward_euler", "lmu", False)],
 )
 def test_layer_matches_numpy(method, kind, train_A, getkey):
+    # Forward Euler of a stiff HiPPO matrix is unstable for large Δ (|eig(Ā)| > 1): the kernel
+    # then grows like ‖Ā‖^l and FFT rounding (∝ max|K̄|) swamps the outputs, so keep Δ small.
+    dt_max = 0.02 if method == "forward_euler" else 0.3
     layer = LSSL(3, 5, copies=2, kind=kind, discretization=method, train_A=train_A,
-                 dt_min=1e-2, dt_max=0.3, key=getkey())
+                 dt_min=1e-2, dt_max=dt_max, key=getkey())
     if train_A:  # per-channel trainable copies: perturb them so channels really differ
         perturbed = layer.A + 0.1 * jr.normal(getkey(), layer.A.shape)
         layer = eqx.tree_at(lambda m: m.A, layer, perturbed)
