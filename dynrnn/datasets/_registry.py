@@ -143,6 +143,12 @@ def spec(name: str) -> DatasetSpec:
     raise DynrnnValueError(f"unknown dataset `name` {name!r}; valid names: {', '.join(names())}.")
 
 
+def file_name(name: str) -> str:
+    """File of a shipped set. The `dynrnn_` prefix keeps the project's own files apart from the
+    reference datasets of the papers (e.g. the GTF repository's `lorenz63_test.npy`)."""
+    return f"dynrnn_{name}.npy"
+
+
 def data_dir() -> pathlib.Path:
     """Where the shipped files live: `$DYNRNN_DATA_DIR` if set, else `data/` at the repository
     root (beside the `dynrnn` package of an editable install or a checkout)."""
@@ -272,7 +278,7 @@ def build(out: pathlib.Path | str | None = None, *, only: list[str] | None = Non
     selected = [spec(n) for n in only] if only else list(SPECS)
     for s in selected:
         x, mean, std = generate(s)
-        path = out / f"{s.name}.npy"
+        path = out / file_name(s.name)
         np.save(path, np.ascontiguousarray(x), allow_pickle=False)
         manifest[s.name] = {
             "file": path.name,
@@ -325,7 +331,7 @@ def load(name: str) -> xr.Dataset:
     """
     s = spec(name)
     directory = data_dir()
-    path = directory / f"{s.name}.npy"
+    path = directory / file_name(s.name)
     if not path.is_file():
         raise FileNotFoundError(
             f"dataset file {path} not found; generate it with `{BUILD_COMMAND}` "
