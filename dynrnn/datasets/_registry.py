@@ -144,9 +144,9 @@ def spec(name: str) -> DatasetSpec:
 
 
 def file_name(name: str) -> str:
-    """File of a shipped set. The `dynrnn_` prefix keeps the project's own files apart from the
+    """File of a shipped set. The `.dynrnn` infix keeps the project's own files apart from the
     reference datasets of the papers (e.g. the GTF repository's `lorenz63_test.npy`)."""
-    return f"dynrnn_{name}.npy"
+    return f"{name}.dynrnn.npy"
 
 
 def data_dir() -> pathlib.Path:
