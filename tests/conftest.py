@@ -7,7 +7,13 @@ import itertools
 import os
 import pathlib
 
-import jax
+
+# Before NumPy/SciPy load OpenBLAS: its thread pool was seen to deadlock when XLA's CPU
+# LAPACK calls (batched LU inside vmapped solves) run on several XLA threads.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import jax  # noqa: E402
 
 
 jax.config.update("jax_enable_x64", True)
