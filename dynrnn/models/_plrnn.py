@@ -37,6 +37,19 @@ def normalized_positive_definite(key, m: int, dtype=None) -> Float[Array, " m"]:
     return jnp.diag(k) / jnp.linalg.eigvalsh(k)[-1]
 
 
+def _diagonal_and_coupling(key, m: int, dtype):
+    """`A` (diagonal) and `W` (off-diagonal) of `I + RᵀR/M` scaled by its largest eigenvalue
+    (the PLRNN/dendPLRNN reference initialisation)."""
+    r = jr.normal(key, (m, m), dtype)
+    k = jnp.eye(m, dtype=dtype) + r.T @ r / m
+    k = k / jnp.max(jnp.abs(jnp.linalg.eigvalsh(k)))
+    return jnp.diag(k), k - jnp.diag(jnp.diag(k))
+
+
+def _zero_diagonal(W):
+    return W * (1.0 - jnp.eye(W.shape[0], dtype=W.dtype))
+
+
 def _uniform(key, shape, bound, dtype):
     return jr.uniform(key, shape, dtype, minval=-bound, maxval=bound)
 
@@ -203,11 +216,7 @@ class PLRNN(AbstractPLRNN):
         check_positive(obs, "obs", integer=True)
         dtype = dtype or jnp.result_type(float)
         kr, kc, ko = jr.split(key, 3)
-        r = jr.normal(kr, (latent, latent), dtype)
-        k = jnp.eye(latent, dtype=dtype) + r.T @ r / latent
-        k = k / jnp.max(jnp.abs(jnp.linalg.eigvalsh(k)))
-        self.A = jnp.diag(k)
-        self.W = k - jnp.diag(jnp.diag(k))
+        self.A, self.W = _diagonal_and_coupling(kr, latent, dtype)
         self.h = jnp.zeros((latent,), dtype)
         self.C = glorot_uniform(kc, (latent, inputs), dtype) if inputs else None
         self.observation = make_observation(observation, obs, latent, key=ko, dtype=dtype)
@@ -222,7 +231,7 @@ class PLRNN(AbstractPLRNN):
         )
 
     def _W(self):
-        return self.W * (1.0 - jnp.eye(self.W.shape[0], dtype=self.W.dtype))
+        return _zero_diagonal(self.W)
 
     def step(self, z, u=None):
         return self.A * z + self._W() @ jax.nn.relu(z) + self.h + self._input(z, u)
@@ -283,11 +292,7 @@ class DendPLRNN(AbstractPLRNN):
             )
         dtype = dtype or jnp.result_type(float)
         kr, ka, kh, kc, ko = jr.split(key, 5)
-        r = jr.normal(kr, (latent, latent), dtype)
-        k = jnp.eye(latent, dtype=dtype) + r.T @ r / latent
-        k = k / jnp.max(jnp.abs(jnp.linalg.eigvalsh(k)))
-        self.A = jnp.diag(k)
-        self.W = k - jnp.diag(jnp.diag(k))
+        self.A, self.W = _diagonal_and_coupling(kr, latent, dtype)
         self.h = jnp.zeros((latent,), dtype)
         self.alpha = _uniform(ka, (bases,), 1.0 / math.sqrt(bases), dtype)
         self.H = jr.uniform(kh, (latent, bases), dtype, minval=lo, maxval=hi)
@@ -307,7 +312,7 @@ class DendPLRNN(AbstractPLRNN):
         )
 
     def _W(self):
-        return self.W * (1.0 - jnp.eye(self.W.shape[0], dtype=self.W.dtype))
+        return _zero_diagonal(self.W)
 
     def basis(self, z):
         """The basis expansion `Φ(z)`."""
