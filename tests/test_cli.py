@@ -19,6 +19,28 @@ def test_default_recipe_matches_shipped_file():
     assert shipped == DEFAULT_RECONSTRUCT
 
 
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "models").glob("*.toml")))
+def test_recipes_build_what_they_say(recipe):
+    """Every shipped recipe builds its model and teacher forcing exactly as written: a constant
+    `alpha` stays constant (the default adaptive-GTF keys must not leak into a recipe)."""
+    import jax.random as jr
+
+    from dynrnn.cli._config import build_model, build_teacher_forcing, read_config
+
+    raw = tomllib.loads((ROOT / "models" / recipe).read_text())
+    cfg = read_config(ROOT / "models" / recipe)
+    assert cfg["teacher_forcing"] == raw.get("teacher_forcing", DEFAULT_RECONSTRUCT["teacher_forcing"])
+    tf = build_teacher_forcing(cfg["teacher_forcing"])
+    alpha = raw.get("teacher_forcing", {}).get("alpha", "adaptive")
+    if isinstance(alpha, float):
+        assert tf.method == "constant" and tf.alpha == alpha
+    n_obs = {"ecg": 5, "eeg": 10}.get(recipe[:3], 3)
+    model = build_model(cfg["model"], n_obs, jr.PRNGKey(0))
+    assert model.n_latent == raw["model"]["latent"]
+    if "observation_penalty" in raw["model"]:
+        assert model.observation.penalty_weight == raw["model"]["observation_penalty"]
+
+
 @pytest.fixture(scope="module")
 def small_series(tmp_path_factory):
     """Two short standardised Lorenz-63 pieces from a NumPy RK4 loop."""

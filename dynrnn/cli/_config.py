@@ -65,7 +65,10 @@ def read_config(path) -> dict:
     if "model" not in cfg or "type" not in cfg["model"]:
         raise DynrnnValueError(f"config {str(path)!r} needs a [model] table with a `type`.")
     cfg.setdefault("name", path.stem)
-    return merge({k: v for k, v in DEFAULT_RECONSTRUCT.items() if k != "model"}, cfg)
+    # [model] and [teacher_forcing] are taken whole from the recipe: merging the default
+    # adaptive-GTF keys into a recipe's constant `alpha` would silently make it adaptive.
+    whole = ("model", "teacher_forcing") if "teacher_forcing" in cfg else ("model",)
+    return merge({k: v for k, v in DEFAULT_RECONSTRUCT.items() if k not in whole}, cfg)
 
 
 def _toml_value(v) -> str:
@@ -151,6 +154,17 @@ def build_model(cfg_model: dict, n_obs: int, key):
         )
     if "threshold_range" in kw:
         kw["threshold_range"] = tuple(kw["threshold_range"])
+    obs_penalty = float(kw.pop("observation_penalty", 0.0))
+    if obs_penalty:
+        # λ_obs of the Affine observation model (the GTF paper's ECG/EEG scripts).
+        if kw.get("observation") != "affine":
+            raise DynrnnValueError(
+                "[model] observation_penalty needs observation = \"affine\", got "
+                f"{kw.get('observation')!r}."
+            )
+        kw["observation"] = models.Affine(
+            n_obs, int(kw["latent"]), penalty_weight=obs_penalty, key=jr.fold_in(key, 1)
+        )
     return cls(**kw, key=key)
 
 
