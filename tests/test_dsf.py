@@ -416,6 +416,76 @@ def test_layers_compute_their_output_through_their_dsf(getkey, name):
             np.testing.assert_allclose(_np(a), _np(b), atol=1e-8)
 
 
+
+def _randomized(layer, key, scale=0.5):
+    """The layer with every float parameter redrawn (so the check does not rest on the init)."""
+    import equinox as eqx
+
+    params, static = eqx.partition(layer, eqx.is_inexact_array)
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    keys = jr.split(key, len(leaves))
+    leaves = [scale * jr.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    return eqx.combine(jax.tree_util.tree_unflatten(tree, leaves), static)
+
+
+def test_s6_layer_is_the_reference_s6(getkey):
+    """The S6 layer of the DSF paper's code (Mamba's selective SSM with expand 1 and no input
+    projection, convolution or gate): its initialisation, its parameter count, and its output
+    against a NumPy selective scan written from Mamba's definition."""
+    d, n, Ls = 20, 3, 6
+    r = -(-d // 16)  # Mamba's dt_rank "auto" = ceil(d / 16)
+    layer = dr.dsf.layers.S6(d, n, key=getkey())
+    np.testing.assert_allclose(-np.exp(_np(layer.A_log)), -np.tile(np.arange(1, n + 1), (d, 1)),
+                               rtol=1e-12)  # S4D-real A = -(1, ..., n)
+    np.testing.assert_array_equal(_np(layer.D), np.ones(d))
+    dt0 = _softplus(_np(layer.dt_proj.bias))  # Delta at zero input
+    assert np.all((dt0 >= 1e-3 * (1 - 1e-9)) & (dt0 <= 1e-1 * (1 + 1e-9)))
+    assert np.abs(_np(layer.dt_proj.weight)).max() <= r**-0.5
+    assert dr.dsf.layers.n_parameters(layer) == d * (r + 2 * n) + (r * d + d) + d * n + d + d * d
+    layer = _randomized(layer, getkey())
+    u = np.asarray(jr.normal(getkey(), (Ls, d)))
+    proj = u @ _np(layer.x_proj.weight).T
+    dt_low, Bs, Cs = proj[:, :r], proj[:, r:r + n], proj[:, r + n:]
+    delta = _softplus(dt_low @ _np(layer.dt_proj.weight).T + _np(layer.dt_proj.bias))
+    A = -np.exp(_np(layer.A_log))
+    h, y = np.zeros((d, n)), np.zeros((Ls, d))
+    for i in range(Ls):  # selective scan: ZOH transition, Euler input matrix
+        h = np.exp(delta[i][:, None] * A) * h + delta[i][:, None] * Bs[i] * u[i][:, None]
+        y[i] = h @ Cs[i] + _np(layer.D) * u[i]
+    ref = y @ _np(layer.out.weight).T
+    np.testing.assert_allclose(_np(layer(jnp.asarray(u))), ref, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize("expansion", [1, 2])
+def test_qlstm_layer_is_the_reference_qlstm(getkey, expansion):
+    """The qLSTM of the DSF paper's code (input projection to [gate, x], causal depthwise
+    convolution, sigmoid gates, reversed-sigmoid forget gate, exact GELU on the gate): parameter
+    count and output against a NumPy loop."""
+    from scipy.special import erf
+
+    d, k, Ls = 4, 4, 6
+    hid = expansion * d
+    layer = dr.dsf.layers.qLSTM(d, expansion=expansion, key=getkey())
+    assert dr.dsf.layers.n_parameters(layer) == (
+        d * 2 * hid + (hid * k + hid) + (hid * 3 * hid + 3 * hid) + hid * d + 1)
+    layer = _randomized(layer, getkey())
+    u = np.asarray(jr.normal(getkey(), (Ls, d)))
+    gx = u @ _np(layer.W_in.weight).T
+    g, x = gx[:, :hid], gx[:, hid:]
+    w, b = _np(layer.conv_w), _np(layer.conv_b)
+    xc = np.stack([b + sum(w[:, s] * x[t - (k - 1) + s] for s in range(k) if t - (k - 1) + s >= 0)
+                   for t in range(Ls)])  # PyTorch Conv1d(padding=k-1), first L outputs
+    f, i_, o = np.split(xc @ _np(layer.gates.weight).T + _np(layer.gates.bias), 3, axis=1)
+    a = _sig(-f) ** max(float(layer.alpha), 0.0)
+    h, hs = np.zeros(hid), np.zeros((Ls, hid))
+    for t in range(Ls):
+        h = a[t] * h + _sig(i_[t]) * xc[t]
+        hs[t] = _sig(o[t]) * h
+    gelu = 0.5 * g * (1 + erf(g / np.sqrt(2)))
+    ref = (gelu * hs) @ _np(layer.out.weight).T
+    np.testing.assert_allclose(_np(layer(jnp.asarray(u))), ref, rtol=TOL, atol=TOL)
+
+
 def test_phi_heatmaps_figure(getkey):
     q, k = (jr.normal(getkey(), (L, M)) for _ in range(2))
     dsfs = {"softmax": dr.dsf.from_softmax_attention(q, k),

@@ -464,7 +464,9 @@ class RGLRU(AbstractMixer):
 class qLSTM(AbstractMixer):
     """The quasi-LSTM of the reference code: `[g, x] = W_in u` (hidden `e·d`), a causal
     depthwise convolution (kernel 4) on `x`, gates `[f, i, o] = W_g x`, the DSF of
-    `from_qlstm` on `x`, `y = W_out(gelu(g) ⊙ h)`; reversed-sigmoid forget gate by default.
+    `from_qlstm` on `x`, `y = W_out(gelu(g) ⊙ h)` (exact GELU); reversed-sigmoid forget gate by
+    default. `expansion=2` is the reference's hidden width; `expansion=1` keeps the hidden
+    width equal to `d_model` (an equal-width comparison with the other mixers).
 
     **Arguments:** `d_model`, `expansion` (2), `kernel_size` (4), `reversed` (True), `method`,
     `key`.
@@ -516,7 +518,8 @@ class qLSTM(AbstractMixer):
     def __call__(self, u, *, key=None):
         g, _ = self._split(u)
         h = apply(self.dsf(u), self.values(u), method=self.method)
-        return _rows(self.out, jax.nn.gelu(g) * h)
+        # exact (erf) GELU, as PyTorch's default in the reference code
+        return _rows(self.out, jax.nn.gelu(g, approximate=False) * h)
 
     def state_size(self, length: int) -> int:
         return 2 * self.hidden  # recurrent state plus the convolution's window (as the code)
