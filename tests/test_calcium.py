@@ -220,6 +220,136 @@ def test_cosmoothing(getkey):
 
 
 # ---------------------------------------------------------------------------------------------
+# Latent models for forward prediction: AR initialisation, k-step loss, early stopping
+
+
+def _var2(rng, T=300):
+    A1 = np.array([[0.5, 0.2, 0.0], [-0.1, 0.4, 0.1], [0.0, 0.2, 0.3]])
+    A2 = np.array([[0.1, 0.0, 0.05], [0.05, -0.2, 0.0], [0.0, 0.0, 0.2]])
+    x = np.zeros((T, 3))
+    for t in range(2, T):
+        x[t] = 0.2 + A1 @ x[t - 1] + A2 @ x[t - 2] + 0.3 * rng.normal(size=3)
+    return x
+
+
+def test_ar_init_reproduces_lstsq_ar_predictions(getkey):
+    rng = _rng()
+    x = _var2(rng)
+    p, n_steps = 2, 3
+    # the least-squares AR(2) by numpy.linalg.lstsq, iterated in a NumPy loop
+    X = np.concatenate([x[1:-1], x[:-2], np.ones((x.shape[0] - 2, 1))], axis=1)
+    coef, *_ = np.linalg.lstsq(X, x[2:], rcond=None)
+    starts = np.arange(p - 1, x.shape[0] - n_steps)
+    ref = np.zeros((starts.size, n_steps, 3))
+    for i, s in enumerate(starts):
+        prev, cur = x[s - 1], x[s]
+        for k in range(n_steps):
+            prev, cur = cur, np.concatenate([cur, prev, [1.0]]) @ coef
+            ref[i, k] = cur
+    # extra latent and hidden units (the nonlinear capacity) start silent
+    model = dr.models.ShallowPLRNN(3 * p + 2, 2 * 3 * p + 5, 3, clipped=False,
+                                   observation="identity", key=getkey())
+    model = dr.models.ar_init(model, x, p)
+    pred, tgt = dr.models.forward_predictions(model, x, n_steps, warmup=p - 1, alpha=1.0)
+    np.testing.assert_allclose(pred, ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(tgt[:, 0], x[starts + 1], rtol=0, atol=0)
+    # the one-step prediction loss at the AR solution is the least-squares residual
+    loss = dr.models.PredictionLoss(p - 1, 1)
+    resid = np.sum((X @ coef - x[2:]) ** 2) / x[2:].size
+    assert float(loss(model, *map(jnp.asarray, loss.windows(x)))) == pytest.approx(resid,
+                                                                                 rel=1e-9)
+    with pytest.raises(DynrnnValueError, match="clipped=False"):
+        dr.models.ar_init(dr.models.ShallowPLRNN(6, 12, 3, key=getkey()), x, p)
+    with pytest.raises(DynrnnValueError, match="hidden >= 12"):
+        dr.models.ar_init(dr.models.ShallowPLRNN(6, 10, 3, clipped=False, key=getkey()), x, p)
+    with pytest.raises(TypeError, match="Identity"):
+        dr.models.ar_init(dr.models.ShallowPLRNN(6, 12, 3, clipped=False, observation="affine",
+                                                 key=getkey()), x, p)
+    with pytest.raises(DynrnnValueError, match="observes 3"):
+        dr.models.ar_init(model, x[:, :2], p)
+
+
+def test_prediction_loss_against_numpy_loop(getkey):
+    rng = _rng()
+    x = rng.normal(size=(12, 2))
+    model = dr.models.ShallowPLRNN(4, 6, 2, clipped=False, key=getkey())
+    burn, horizon, alpha = 3, 2, 0.7
+    loss = dr.models.PredictionLoss(burn, horizon, alpha=alpha)
+    inputs, targets = loss.windows([x, x[:8]])
+    assert inputs.shape == (7 + 3, burn + 1, 2) and targets.shape == (10, horizon, 2)
+    A, W1, W2, h1, h2 = (np.asarray(v) for v in (model.A, model.W1, model.W2, model.h1,
+                                                 model.h2))
+    Lmat = np.asarray(model.observation.L)
+
+    def step(z):
+        return A * z + W1 @ np.maximum(W2 @ z + h2, 0.0) + h1
+
+    errs = []
+    for w, y in zip(inputs, targets):
+        z = np.concatenate([w[0], Lmat @ w[0]])
+        for t in range(1, burn + 1):  # GTF blend on the 2 observed (forced) units
+            z = step(z)
+            z[:2] = (1 - alpha) * z[:2] + alpha * w[t]
+        for k in range(horizon):
+            z = step(z)
+            errs.append((z[:2] - y[k]) ** 2)
+    ref = np.mean(errs)
+    assert float(loss(model, jnp.asarray(inputs), jnp.asarray(targets))) == pytest.approx(
+        ref, rel=1e-10)
+    with pytest.raises(DynrnnValueError, match="fewer than"):
+        loss.windows(x[:5])
+    with pytest.raises(DynrnnValueError, match="alpha"):
+        dr.models.PredictionLoss(1, 1, alpha=0.0)
+
+
+def test_fit_prediction_loss_from_ar_init_with_early_stopping():
+    # A nonlinear AR(1) process: the linear fit leaves structure the ReLU units can take up.
+    rng = np.random.default_rng(3)
+    T = 1200
+    x = np.zeros((T, 2))
+    for t in range(1, T):
+        x[t] = 0.3 * x[t - 1] + np.array([0.6, -0.6]) * (np.abs(x[t - 1, ::-1]) - 0.5) \
+            + 0.5 * rng.normal(size=2)
+    train, val = x[:1000], x[1000:]
+    key = jr.PRNGKey(0)
+    model = dr.models.ShallowPLRNN(2, 4 + 8, 2, clipped=False, observation="identity",
+                                   key=key)
+    model = dr.models.ar_init(model, train, 1)
+    loss = dr.models.PredictionLoss(0, 2)
+    stopper = dr.models.EarlyStopping(loss, *loss.windows(val), patience=3, initial=model)
+    result = dr.fit(model, loss.windows(train), loss=loss, n_steps=300, batch_size=32,
+                    key=jr.fold_in(key, 1), progress=False, steps_per_call=50,
+                    learning_rate=1e-2, final_learning_rate=1e-3, callbacks=[stopper])
+    assert stopper.history[0][0] == 0 and len(stopper.history) >= 2
+    assert stopper.best_loss == min(v for _, v in stopper.history)
+    # One-step R² of this process: 0.10 for least-squares AR(1), 0.24 for the true map.
+    assert stopper.best_loss < 0.95 * stopper.history[0][1]  # beats the AR(1) it started at
+    r2_ar = dr.models.forward_prediction_r2(dr.models.ar_predictor(*dr.models.fit_ar(train, 1)),
+                                            val, 2)
+    r2_fit = dr.models.forward_prediction_r2(stopper.best_model, val, 2)
+    assert r2_fit[0] > r2_ar[0] + 0.05 and r2_fit[1] > r2_ar[1] - 0.01
+    assert result.model is not None
+
+
+def test_bootstrap_r2_difference():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(400, 2, 3))
+    good = y + 0.3 * rng.normal(size=y.shape)
+    bad = y + 0.6 * rng.normal(size=y.shape)
+    d, lo, hi = dr.models.bootstrap_r2_difference(good, bad, y, block=20, n_boot=300)
+
+    def r2(p):
+        return 1 - ((p - y) ** 2).sum((0, 2)) / ((y - y.mean(0)) ** 2).sum((0, 2))
+
+    np.testing.assert_allclose(d, r2(good) - r2(bad), rtol=1e-12)
+    assert np.all(lo > 0.1) and np.all(lo < d) and np.all(d < hi)
+    d0, lo0, hi0 = dr.models.bootstrap_r2_difference(good, good, y, n_boot=50)
+    np.testing.assert_array_equal(np.r_[d0, lo0, hi0], 0.0)
+    with pytest.raises(DynrnnValueError, match="same"):
+        dr.models.bootstrap_r2_difference(good, bad[:10], y)
+
+
+# ---------------------------------------------------------------------------------------------
 # Fitting latent models to a (simulated) population recording with dr.fit
 
 

@@ -16,6 +16,7 @@ from ._calcium import (
     estimate_gamma as estimate_gamma,
     fit_ar as fit_ar,
     forward_prediction_r2 as forward_prediction_r2,
+    forward_predictions as forward_predictions,
     gamma_from_tau as gamma_from_tau,
     infer_states as infer_states,
     naive_deconvolve as naive_deconvolve,
@@ -42,4 +43,10 @@ from ._plrnn import (
     PLRNN as PLRNN,
     DendPLRNN as DendPLRNN,
     ShallowPLRNN as ShallowPLRNN,
+)
+from ._prediction import (
+    EarlyStopping as EarlyStopping,
+    PredictionLoss as PredictionLoss,
+    ar_init as ar_init,
+    bootstrap_r2_difference as bootstrap_r2_difference,
 )

@@ -492,17 +492,16 @@ def _model_predictions(model, windows, n_steps: int, alpha):
     return jax.vmap(one)(windows)
 
 
-def forward_prediction_r2(
+def forward_predictions(
     model, data, n_steps: int, *, first: int = 0, stride: int = 1, warmup: int = 0,
     alpha: float = 1.0,
-) -> np.ndarray:
-    """R² of `k`-step-ahead predictions, `k = 1 … n_steps`, on a (held-out) series.
+) -> tuple[np.ndarray, np.ndarray]:
+    """`k`-step-ahead predictions, `k = 1 … n_steps`, on a (held-out) series, and their targets.
 
     From every start `t = first, first + stride, …` (`t ≥ warmup`) the model's state at `t` is
     inferred from `x_{t−warmup} … x_t` (`infer_states` with forcing strength `alpha`; with
     `warmup=0` simply `init_state(x_t)`), then the model runs freely; prediction `x̂_{t+k}` is
-    compared with `x_{t+k}`. `R²_k = 1 − Σ(x̂ − x)² / Σ(x − x̄)²`, sums over starts and
-    dimensions, `x̄` the per-dimension mean of the targets.
+    compared with `x_{t+k}` (`forward_prediction_r2`).
 
     **Arguments:**
     - `model`: a latent model (`AbstractLatentModel`) or a callable
@@ -512,7 +511,7 @@ def forward_prediction_r2(
     - `n_steps`: largest horizon; `first`, `stride`: start indices.
     - `warmup`, `alpha`: frames before `t` used to infer the state, and the forcing strength.
 
-    **Returns:** `(n_steps,)` array of R².
+    **Returns:** `(predictions, targets)`, both `(starts, n_steps, obs)`.
     """
     x = _series(data, "data")
     check_positive(n_steps, "n_steps", integer=True)
@@ -540,6 +539,23 @@ def forward_prediction_r2(
         raise DynrnnTypeError(
             f"`model` must be a latent model or a callable predictor, got {type(model).__name__}."
         )
+    return preds, targets
+
+
+def forward_prediction_r2(
+    model, data, n_steps: int, *, first: int = 0, stride: int = 1, warmup: int = 0,
+    alpha: float = 1.0,
+) -> np.ndarray:
+    """R² of `k`-step-ahead predictions, `k = 1 … n_steps`, on a (held-out) series.
+
+    The predictions of `forward_predictions` (same arguments) scored per horizon:
+    `R²_k = 1 − Σ(x̂ − x)² / Σ(x − x̄)²`, sums over starts and dimensions, `x̄` the
+    per-dimension mean of the targets.
+
+    **Returns:** `(n_steps,)` array of R².
+    """
+    preds, targets = forward_predictions(model, data, n_steps, first=first, stride=stride,
+                                         warmup=warmup, alpha=alpha)
     return np.array([_pooled_r2(preds[:, k], targets[:, k]) for k in range(n_steps)])
 
 

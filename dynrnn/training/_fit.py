@@ -167,6 +167,9 @@ def fit(
     - *Supervised* (`data=(inputs, targets)` with a leading sample axis): `loss` is `"mse"`,
       `"cross_entropy"` (integer targets, the model returns logits), or a callable
       `loss(model, inputs, targets, *, key) -> scalar` on a batch drawn with replacement.
+      A latent model with a callable `loss` and `data=(inputs, targets)` is trained in this
+      mode too (e.g. `dr.models.PredictionLoss`, k-step-ahead prediction from data-inferred
+      states).
 
     **Arguments:**
     - `regularizer`: a solver regulariser from `dr.regularizers` (applied inside the
@@ -200,7 +203,11 @@ def fit(
     check_positive(steps_per_call, "steps_per_call", integer=True)
     if not isinstance(model, eqx.Module):
         raise DynrnnTypeError(f"`model` must be an Equinox module, got {type(model).__name__}.")
-    if isinstance(data, tuple) and len(data) == 2 and not isinstance(model, AbstractLatentModel):
+    # A latent model with a callable loss (e.g. `dr.models.PredictionLoss`) is trained on
+    # prepared (inputs, targets) windows too; with the default loss it reconstructs.
+    if isinstance(data, tuple) and len(data) == 2 and (
+        not isinstance(model, AbstractLatentModel) or callable(loss)
+    ):
         return _fit_supervised(
             model, data, loss=loss or "mse", regularizer=regularizer, optimizer=optimizer,
             n_steps=n_steps, batch_size=batch_size, key=key, progress=progress,
