@@ -5,9 +5,12 @@
    The model is selected on a held-out piece of the training series (last 10 %), never on
    the test set; both the final and the selected model are reported.
 2. ECG (GTF paper Table 1 settings, Affine, M = 5, H = 250): GTF (α = 0.3) vs "STF" (α = 0,
-   windows of 221), D_stsp and D_H on the test continuation.
+   windows of 221), D_stsp and D_H on the test continuation. These runs are the recipes
+   `models/ecg_gtf.toml` and `models/ecg_stf.toml` themselves (same code path as
+   `dynrnn fit`), 250 000 updates each unless `--ecg-steps` is given; `--ecg-method` runs one.
 
-Usage: python benchmarks/reconstruct.py [--lorenz-steps N] [--ecg-steps N] [--only lorenz|ecg]
+Usage: python benchmarks/reconstruct.py [--lorenz-steps N] [--ecg-steps N]
+       [--ecg-method gtf|stf] [--only lorenz|ecg]
 Prints Markdown tables; the numbers in benchmarks/RESULTS.md come from this script.
 """
 
@@ -17,6 +20,7 @@ import argparse
 import os
 import pathlib
 import platform
+import tempfile
 import time
 
 import jax
@@ -57,7 +61,9 @@ def run(model, x_train, x_test, tf, *, n_steps, seq_len, lr, final_lr, seed, dt=
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--lorenz-steps", type=int, default=80_000)
-    p.add_argument("--ecg-steps", type=int, default=20_000)
+    p.add_argument("--ecg-steps", type=int, default=None,
+                   help="override the recipes' 250 000 updates")
+    p.add_argument("--ecg-method", choices=["gtf", "stf"])
     p.add_argument("--only", choices=["lorenz", "ecg"])
     p.add_argument("--seeds", type=int, default=1)
     args = p.parse_args()
@@ -81,20 +87,29 @@ def main():
                       f"{r['train_s']:.0f} | {r['steps_per_s']:.0f} |", flush=True)
         print()
     if args.only in (None, "ecg"):
-        x = np.load(SHARED / "ecg_gtf" / "ECG_pecuzal_5d_train.npy")
-        xt = np.load(SHARED / "ecg_gtf" / "ECG_pecuzal_5d_test.npy")
-        x, xt = x.astype(np.float32), xt.astype(np.float32)
-        print(f"## ECG (shared GTF data), clipped shPLRNN M=5 H=250 Affine, {args.ecg_steps} "
-              "updates (paper: 250 000), lr 1e-3 → 1e-6\n")
-        print("| method | α | T̃ | D_stsp | D_H | PE(20) | train time (s) |")
-        print("|---|---|---|---|---|---|---|")
-        for name, alpha, seq in [("GTF", 0.3, 200), ("STF (α = 0)", 0.0, 221)]:
-            m = dr.models.ShallowPLRNN(5, 250, 5, observation="affine", key=jr.PRNGKey(7))
-            r = run(m, x, xt, dr.GTF(alpha, partial=False), n_steps=args.ecg_steps,
-                    seq_len=seq, lr=1e-3, final_lr=1e-6, seed=0)["final"]
-            print(f"| {name} | {alpha} | {seq} | {r['D_stsp']:.3f} | {r['D_H']:.3f} | "
-                  f"{r['PE']:.2e} | {r['train_s']:.0f} |", flush=True)
+        from dynrnn.cli._config import read_config
+        from dynrnn.cli._run import run_reconstruction
 
+        root = pathlib.Path(__file__).resolve().parents[1]
+        methods = [args.ecg_method] if args.ecg_method else ["gtf", "stf"]
+        print("## ECG (shared GTF data), recipes models/ecg_<method>.toml (clipped shPLRNN M=5 "
+              "H=250 Affine, RAdam 1e-3 → 1e-6)\n")
+        print("| method | α | T̃ | updates | D_stsp | D_H | PE(20) | λ_max (per step) | "
+              "train time (s) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for method in methods:
+            cfg = read_config(root / "models" / f"ecg_{method}.toml")
+            for key in ("train", "test"):  # recipe paths are relative to the repository
+                cfg["data"][key] = str(SHARED / "ecg_gtf" / pathlib.Path(cfg["data"][key]).name)
+            if args.ecg_steps:
+                cfg["training"]["n_steps"] = args.ecg_steps
+            with tempfile.TemporaryDirectory() as out:
+                m = run_reconstruction(cfg, out=out, progress=False, echo=lambda *a: None)
+            r = m["model"]
+            print(f"| {method.upper()} | {cfg['teacher_forcing']['alpha']} | "
+                  f"{cfg['training']['seq_len']} | {m['n_steps']} | {r['D_stsp']:.3f} | "
+                  f"{r['D_H']:.3f} | {r['PE']:.2e} | {r['max_lyapunov']:.4f} | "
+                  f"{m['train_time_s']:.0f} |", flush=True)
 
 if __name__ == "__main__":
     main()
