@@ -10,8 +10,13 @@ the same run (they include compilation).
     python benchmarks/dsf_mqar.py                # the default CPU-sized run (a few minutes)
     python benchmarks/dsf_mqar.py --steps 200    # a quick look
 
-Prints a Markdown table. The paper's ordering at d_model ≥ 64: softmax attention best; the
-selective SSM (S6) and normalised attention above linear attention, the qLSTM and the LRU.
+Prints a Markdown table. What the paper compares (reference code dsf-mqar, configs and
+plotting notebook): softmax, linear and normalised attention, S6 and SSD on one grid (its
+ordering figure is at L = 512, 64 pairs, n = 128: softmax attention best, the selective SSMs
+next, normalised above linear attention); the qLSTM only against itself with and without the
+reversed-sigmoid forget gate (at L = 64, 4 pairs on an accuracy axis from 0.8 to 1); the LRU
+not on MQAR. "qLSTM" is the reference's expansion 2 (hidden width 2·d_model), "qLSTM (e=1)"
+the equal-width variant.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ MODELS = {
     "normalized attention": {"mixer": "normalized"},
     "linear attention": {"mixer": "linear"},
     "S6": {"mixer": "s6"},
-    "qLSTM": {"mixer": "qlstm"},
+    "qLSTM": {"mixer": "qlstm"},  # the reference's expansion 2: hidden width 2·d_model
+    "qLSTM (e=1)": {"mixer": "qlstm", "expansion": 1},  # hidden width d_model (equal width)
     "LRU": {"mixer": "lru"},
 }
 
