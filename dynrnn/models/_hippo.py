@@ -99,12 +99,47 @@ def hippo(kind: str, n: int, **kw) -> tuple[np.ndarray, np.ndarray]:
     return A, B
 
 
-def _gbt(A, B, dt, alpha):
-    eye = jnp.eye(A.shape[-1], dtype=A.dtype)
+def _forward_substitution(T, R):
+    """`T⁻¹ R` for lower-triangular `T` `(n, n)` and `R` `(n, k)`, row by row."""
+
+    def row(X, i):
+        # Rows ≥ i of X are still zero, so `T[i] @ X` is the sum over the solved rows k < i.
+        return X.at[i].set((R[i] - T[i] @ X) / T[i, i]), None
+
+    return jax.lax.scan(row, jnp.zeros_like(R), jnp.arange(T.shape[-1]))[0]
+
+
+def _tril_solve(T, R):
+    """Solve `T X = R` for lower-triangular `T`, in XLA operations only.
+
+    `jnp.linalg.solve` and `jax.scipy.linalg.solve_triangular` lower to LAPACK custom calls on
+    CPU (`getrf`/`trsm`, through SciPy's OpenBLAS); inside a jitted training step those are the
+    only non-XLA kernels of the layer. Forward substitution is the same O(n² k) algorithm as
+    `trsm`; `lax.custom_linear_solve` differentiates it implicitly (the tangent solve reuses it,
+    the cotangent solve is back substitution with `Tᵀ`), like `jnp.linalg.solve`.
+    """
+    flip = lambda M: M[::-1, ::-1]  # noqa: E731  (reverses an upper-triangular Tᵀ to lower)
+
+    def transpose_solve(_, b):
+        return _forward_substitution(flip(T.T), b[::-1])[::-1]
+
+    return jax.lax.custom_linear_solve(
+        lambda X: T @ X, R, solve=lambda _, b: _forward_substitution(T, b),
+        transpose_solve=transpose_solve,
+    )
+
+
+def _gbt(A, B, dt, alpha, lower):
+    n = A.shape[-1]
+    eye = jnp.eye(n, dtype=A.dtype)
+    rhs = eye + (1 - alpha) * dt * A
+    if alpha == 0.0:  # forward Euler: nothing to invert
+        return rhs, dt * B
+    # One solve with both right-hand sides [I + (1−α)ΔA, B] (one factorisation of I − αΔA).
+    R = jnp.concatenate([rhs, B[:, None]], axis=1)
     lhs = eye - alpha * dt * A
-    Ab = jnp.linalg.solve(lhs, eye + (1 - alpha) * dt * A)
-    Bb = dt * jnp.linalg.solve(lhs, B)
-    return Ab, Bb
+    X = _tril_solve(lhs, R) if lower else jnp.linalg.solve(lhs, R)
+    return X[:, :n], dt * X[:, n]
 
 
 def _zoh(A, B, dt):
@@ -137,6 +172,9 @@ def discretize(
     `[[A, B], [0, 0]] Δ` so that singular `A` is fine.
 
     One system per call; batch over channels with `jax.vmap` (differentiable in `A`, `B`, `dt`).
+    A concrete lower-triangular `A` (LegS, LagT, tLagT) is solved by forward substitution in
+    XLA operations; any other `A` goes through `jnp.linalg.solve` (LU; a LAPACK call on CPU),
+    and zero-order hold through `jax.scipy.linalg.expm`.
 
     **Arguments:**
     - `A`: `(n, n)` state matrix; `B`: `(n,)` input vector.
@@ -180,15 +218,28 @@ def discretize(
             f"got alpha={alpha!r} with method={method!r}."
         )
     else:
-        alpha = {"forward_euler": 0.0, "backward_euler": 1.0}.get(method)
-    return _discretize(A, B, dt, method, alpha)
+        alpha = method_alpha(method)
+    return _discretize(A, B, dt, method, alpha, is_lower_triangular(A))
+
+
+def is_lower_triangular(A) -> bool:
+    """Whether a concrete `A` has no entries above the diagonal (`False` for a traced `A`)."""
+    if isinstance(A, jax.core.Tracer):
+        return False
+    A = np.asarray(A)
+    return A.ndim >= 2 and not np.triu(A, 1).any()
+
+
+def method_alpha(method: str) -> float | None:
+    """The GBT parameter of a named discretisation (`None` for zero-order hold)."""
+    return {"bilinear": 0.5, "forward_euler": 0.0, "backward_euler": 1.0}.get(method)
 
 
 @eqx.filter_jit
-def _discretize(A, B, dt, method, alpha):
+def _discretize(A, B, dt, method, alpha, lower):
     if method == "zoh":
         return _zoh(A, B, dt)
-    return _gbt(A, B, dt, alpha)
+    return _gbt(A, B, dt, alpha, lower)
 
 
 def check_dt(dt, name: str = "dt") -> None:

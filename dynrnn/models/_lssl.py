@@ -17,7 +17,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._errors import DynrnnTypeError, DynrnnValueError, check_positive
 from ..scan import linear as scan_linear
 from ._base import AbstractLatentModel, AbstractObservation
-from ._hippo import DISCRETIZATIONS, discretize, hippo, krylov
+from ._hippo import DISCRETIZATIONS, _discretize, hippo, krylov, method_alpha
 
 
 _ACTIVATIONS = {
@@ -28,6 +28,7 @@ _ACTIVATIONS = {
     "identity": lambda x: x,
 }
 _MODES = ("convolution", "recurrent")
+_LOWER_TRIANGULAR = ("legs", "lagt", "tlagt")  # HiPPO kinds whose A has no upper part
 
 
 def _check_choice(value, name, choices):
@@ -217,7 +218,13 @@ class LSSL(AbstractLatentModel):
         A = jnp.broadcast_to(A, (H,) + A.shape[-2:])
         B = jnp.broadcast_to(B, (H,) + B.shape[-1:])
         dt = jnp.exp(self.log_dt)
-        return jax.vmap(lambda a, b, d: discretize(a, b, d, self.discretization))(A, B, dt)
+        # Fixed LegS/LagT/tLagT matrices are lower triangular: forward substitution in XLA
+        # operations instead of a batched LAPACK LU inside every training step.
+        lower = not self.train_A and self.kind in _LOWER_TRIANGULAR
+        alpha = method_alpha(self.discretization)
+        return jax.vmap(
+            lambda a, b, d: _discretize(a, b, d, self.discretization, alpha, lower)
+        )(A, B, dt.astype(A.dtype))
 
     def kernel(self, length: int) -> Float[Array, "length channels copies"]:
         """The convolution kernel `K̄_l = C Ā^l B̄`, `l = 0 … length−1`, per channel and copy."""
