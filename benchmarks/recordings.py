@@ -1,8 +1,10 @@
 """Recordings benchmark: latent dynamics on the zebrafish tectum population (held-out forward
-prediction R² of a shallow PLRNN trained with GTF vs least-squares AR baselines) and spike
+prediction R² of a shallow PLRNN started at the least-squares AR(p) and trained for k-step
+prediction, and of one trained with GTF, vs least-squares AR baselines) and spike
 inference on spikefinder set 5 (Pearson r at 40 ms bins vs a naive AR(1) inverse filter).
 
-    python benchmarks/recordings.py [--steps 3000] [--frames 16919]
+    python benchmarks/recordings.py [--steps 3000] [--frames 16919] [--seeds 3]
+        [--parts prediction,gtf,spikefinder]
 
 Prints Markdown tables (recorded in benchmarks/RESULTS.md, section `## recordings`).
 """
@@ -28,10 +30,23 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--frames", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--parts", default="prediction,gtf,spikefinder",
+                        help="comma-separated: prediction (shPLRNN started at AR(p)), gtf "
+                             "(shPLRNN + GTF and co-smoothing), spikefinder")
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     jax.config.update("jax_enable_x64", False)
     print(f"JAX {jax.__version__}, {jax.devices()[0].platform}\n")
-    for seed in range(args.seeds):
+    for seed in range(args.seeds if "prediction" in parts else 0):
+        out = zebrafish_tectum.run_prediction(seed=seed)
+        val = ", ".join(f"{p}: {r.mean():.4f}" for p, r in out["val_r2"].items())
+        print(f"### zebrafish tectum, shPLRNN started at AR(p) (seed {seed}): {out['dims']} "
+              f"whitened PCs, {out['train']} fitting / {out['val']} validation / {out['test']} "
+              f"test frames ({out['starts']} test starts); validation mean R² of AR(p) {val} → "
+              f"p = {out['order']}; training {out['fit_cpu']:.1f} s CPU "
+              f"({out['fit_s']:.0f} s wall)\n")
+        print(zebrafish_tectum.prediction_table(out) + "\n")
+    for seed in range(args.seeds if "gtf" in parts else 0):
         out = zebrafish_tectum.run(steps=args.steps, seed=seed)
         print(f"### zebrafish tectum (seed {seed}): {out['dims']} whitened PCs "
               f"({out['explained']:.0%} of the variance), {out['train']} train / {out['test']} "
@@ -44,6 +59,8 @@ def main(argv=None):
         for name, r2 in rows.items():
             print(f"| {name} | {r2.mean():.3f} | {float(np.median(r2)):.3f} |")
         print()
+    if "spikefinder" not in parts:
+        return
     sf = spikefinder.run(frames=args.frames)
     print(f"### spikefinder set 5: {sf['neurons']} neurons × {sf['frames']} frames at 100 Hz, "
           "Pearson r of inferred and true spike counts in 40 ms bins\n")
