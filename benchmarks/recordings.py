@@ -4,7 +4,7 @@ prediction, and of one trained with GTF, vs least-squares AR baselines) and spik
 inference on spikefinder set 5 (Pearson r at 40 ms bins vs a naive AR(1) inverse filter).
 
     python benchmarks/recordings.py [--steps 3000] [--frames 16919] [--seeds 3]
-        [--parts prediction,gtf,spikefinder]
+        [--parts prediction,headroom,gtf,spikefinder]
 
 Prints Markdown tables (recorded in benchmarks/RESULTS.md, section `## recordings`).
 """
@@ -30,8 +30,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--frames", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--parts", default="prediction,gtf,spikefinder",
-                        help="comma-separated: prediction (shPLRNN started at AR(p)), gtf "
+    parser.add_argument("--parts", default="prediction,headroom,gtf,spikefinder",
+                        help="comma-separated: prediction (shPLRNN started at AR(p)), headroom "
+                             "(linear vs random-feature regression), gtf "
                              "(shPLRNN + GTF and co-smoothing), spikefinder")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -46,6 +47,11 @@ def main(argv=None):
               f"p = {out['order']}; training {out['fit_cpu']:.1f} s CPU "
               f"({out['fit_s']:.0f} s wall)\n")
         print(zebrafish_tectum.prediction_table(out) + "\n")
+    if "headroom" in parts:
+        rows = zebrafish_tectum.headroom()
+        print("### zebrafish tectum: direct regression of x_(t+k) on 5 lagged frames, linear vs "
+              "linear + random ReLU features (training part → test R²)\n")
+        print(zebrafish_tectum.table(dict(rows=rows), digits=4) + "\n")
     for seed in range(args.seeds if "gtf" in parts else 0):
         out = zebrafish_tectum.run(steps=args.steps, seed=seed)
         print(f"### zebrafish tectum (seed {seed}): {out['dims']} whitened PCs "

@@ -173,6 +173,48 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
                 val=x_val.shape[0], test=x_test.shape[0], starts=targets.shape[0])
 
 
+def headroom(*, pcs: int = 10, lags: int = 5, horizon: int = 5, features=(200, 1000),
+             ridges=(1.0, 10.0, 100.0, 1000.0), seed: int = 0) -> dict:
+    """How much a nonlinear regression adds to a linear one (no dynamics model involved).
+
+    Direct least-squares regression of `x_{t+k}` on the `lags` frames `x_t … x_{t−lags+1}`
+    (with intercept), and the same regressors plus random ReLU features `relu(X W + b)`
+    (`W`, `b` standard normal, `W` scaled by `1/√dim`) whose weights only are ridge-penalised;
+    fitted on the training part, test R² per horizon (starts `t ≥ 9`, as `run_prediction`).
+    """
+    train, test = load()
+    x_train, x_test, _ = pca(train["activity"].values, test["activity"].values, pcs)
+
+    def lagged(x, k):
+        idx = np.arange(max(lags - 1, 9), x.shape[0] - k)
+        X = np.concatenate([x[idx - j] for j in range(lags)], axis=1)
+        return X, x[idx + k]
+
+    def r2(pred, y):
+        return float(1 - ((pred - y) ** 2).sum() / ((y - y.mean(0)) ** 2).sum())
+
+    rng = np.random.default_rng(seed)
+    out = {"direct linear": []}
+    for k in range(1, horizon + 1):
+        X, Y = lagged(x_train, k)
+        Xt, Yt = lagged(x_test, k)
+        X1, Xt1 = np.c_[X, np.ones(len(X))], np.c_[Xt, np.ones(len(Xt))]
+        coef = np.linalg.lstsq(X1, Y, rcond=None)[0]
+        out["direct linear"].append(r2(Xt1 @ coef, Yt))
+        for nf in features:
+            W = rng.normal(size=(X.shape[1], nf)) / np.sqrt(X.shape[1])
+            b = rng.normal(size=nf)
+            F = np.c_[X1, np.maximum(X @ W + b, 0)]
+            Ft = np.c_[Xt1, np.maximum(Xt @ W + b, 0)]
+            for lam in ridges:
+                reg = lam * np.eye(F.shape[1])
+                reg[: X1.shape[1], : X1.shape[1]] = 0.0
+                c2 = np.linalg.solve(F.T @ F + reg, F.T @ Y)
+                out.setdefault(f"linear + {nf} random ReLU features, ridge {lam:g}", []).append(
+                    r2(Ft @ c2, Yt))
+    return {name: np.array(v) for name, v in out.items()}
+
+
 def cosmoothing(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: int = 50,
                 every: int = 5, seed: int = 0, alpha: float = 0.5) -> dict:
     """Co-smoothing: every `every`-th neuron is held out; the model is fitted to `pcs` whitened
