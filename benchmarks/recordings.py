@@ -45,7 +45,9 @@ def main(argv=None):
               f"whitened PCs, {out['train']} fitting / {out['val']} validation / {out['test']} "
               f"test frames ({out['starts']} test starts); validation mean R² of AR(p) {val} → "
               f"p = {out['order']}; training {out['fit_cpu']:.1f} s CPU "
-              f"({out['fit_s']:.0f} s wall)\n")
+              f"({out['fit_s']:.0f} s wall); best validation loss: shPLRNN "
+              f"{out['val_loss']:.5f}, linear control {out['lin_val']:.5f}, AR({out['order']}) "
+              f"start {out['history'][0][1]:.5f}\n")
         print(zebrafish_tectum.prediction_table(out) + "\n")
     if "headroom" in parts:
         rows = zebrafish_tectum.headroom()

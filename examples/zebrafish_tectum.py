@@ -28,6 +28,7 @@ import pathlib
 import time
 
 import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
@@ -93,6 +94,27 @@ def run(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: int = 50,
                 x_train=x_train, x_test=x_test)
 
 
+class LinearDelayModel(dr.models.AbstractLatentModel):
+    """Control for `run_prediction`: the linear map `z_{t+1} = M z_t + h` on the same state and
+    observation as the shPLRNN, started at the same AR(p) and trained the same way, so that
+    what the ReLU units add can be told from what the k-step objective adds."""
+
+    M: jax.Array
+    h: jax.Array
+    observation: dr.models.Identity
+
+    def __init__(self, plrnn: dr.models.ShallowPLRNN, order: int):
+        # the AR map held by `ar_init`: W1 relu(W2 z) = W1[:, :P] z[:P] on the first 2P units
+        units = plrnn.n_obs * order
+        self.M = jnp.zeros((plrnn.n_latent, plrnn.n_latent), plrnn.W1.dtype).at[:, :units].set(
+            plrnn.W1[:, :units])
+        self.h = plrnn.h1
+        self.observation = plrnn.observation
+
+    def step(self, z, u=None):
+        return self.M @ z + self.h
+
+
 def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
                    validation: float = 0.15, extra_latent: int = 20, extra_hidden: int = 20,
                    burn_in: int | None = None, steps: int = 2000, learning_rate: float = 3e-5,
@@ -138,6 +160,13 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
            optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
            callbacks=[stopper])
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+    linear = LinearDelayModel(model, order)
+    lin_stopper = dr.models.EarlyStopping(loss, *loss.windows(x_val, dtype=np.float32),
+                                          patience=patience, initial=linear)
+    dr.fit(linear, loss.windows(x_fit, dtype=np.float32), loss=loss, n_steps=steps,
+           batch_size=batch_size, key=jr.fold_in(key, 1), progress=False, steps_per_call=100,
+           optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
+           callbacks=[lin_stopper])
 
     def preds(predictor, **kw):
         return dr.models.forward_predictions(predictor, x_test, horizon, first=first, **kw)
@@ -146,6 +175,7 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
     out_ar = {p: preds(f) for p, f in ar.items()}
     init_pred, targets = preds(model, warmup=burn_in, alpha=1.0)
     fit_pred, _ = preds(stopper.best_model, warmup=burn_in, alpha=1.0)
+    lin_pred, _ = preds(lin_stopper.best_model, warmup=burn_in, alpha=1.0)
     persistence, _ = preds(lambda h, k: np.repeat(h[-1:], k, axis=0))
 
     def r2(pred):  # pooled over dims, as dr.models.forward_prediction_r2
@@ -157,6 +187,8 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
         f"(early-stopped at update {stopper.best_step})": r2(fit_pred),
         f"same model at its AR({order}) initialisation (AR fitted on the fitting part)":
             r2(init_pred),
+        f"linear control: same state, AR({order}) start, loss and early stopping (update "
+        f"{lin_stopper.best_step})": r2(lin_pred),
         "AR(1) least squares": r2(out_ar[1][0]),
         f"AR({order}) least squares (order chosen on validation)": r2(out_ar[order][0]),
         "persistence x̂_{t+k} = x_t": r2(persistence),
@@ -166,8 +198,11 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
     # the gain of training alone: against the model's own starting point
     init_diff = dr.models.bootstrap_r2_difference(fit_pred, init_pred, targets, block=50,
                                                   n_boot=n_boot, seed=seed)
+    lin_diff = dr.models.bootstrap_r2_difference(fit_pred, lin_pred, targets, block=50,
+                                                 n_boot=n_boot, seed=seed)
     return dict(rows=rows, order=order, val_r2=val_r2, diff=diff, lo=lo, hi=hi,
-                init_diff=init_diff,
+                init_diff=init_diff, lin_diff=lin_diff, lin_val=lin_stopper.best_loss,
+                val_loss=stopper.best_loss,
                 best_step=stopper.best_step, history=stopper.history, fit_s=fit_s,
                 fit_cpu=fit_cpu, dims=n, explained=explained, train=x_fit.shape[0],
                 val=x_val.shape[0], test=x_test.shape[0], starts=targets.shape[0])
@@ -249,6 +284,8 @@ def prediction_table(out: dict) -> str:
     lines.append(f"| R²(shPLRNN) − R²(AR({out['order']})), 95 % block-bootstrap CI | {cells} |")
     cells = " | ".join(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in zip(*out["init_diff"]))
     lines.append(f"| R²(shPLRNN) − R²(its AR({out['order']}) initialisation), same CI | {cells} |")
+    cells = " | ".join(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in zip(*out["lin_diff"]))
+    lines.append(f"| R²(shPLRNN) − R²(linear control), same CI | {cells} |")
     return "\n".join(lines)
 
 
