@@ -519,6 +519,9 @@ class NextFramePredictor(eqx.Module):
     - `rnn`: an `AbstractFrameRNN` (`FlowEquivariantRNN` or `FrameRNN`).
     - `decoder`: maps `(hidden_channels, *grid)` features to a frame `(in_channels, *grid)`
       (for example `ConvDecoder`).
+    - `detach_feedback`: stop gradients through the fed-back predictions (the reference feeds
+      `prev.detach()`), so training only sees each prediction's error, not how it perturbs the
+      later inputs. Outputs are unchanged; default `False`.
 
     Called as `predictor(frames, n_future)` with `frames` `(time, channels, *grid)`; returns the
     `n_future` predicted frames `(n_future, channels, *grid)`, for times `time … time+n_future−1`.
@@ -526,6 +529,7 @@ class NextFramePredictor(eqx.Module):
 
     rnn: AbstractFrameRNN
     decoder: eqx.Module
+    detach_feedback: bool = eqx.field(static=True, default=False)
 
     def predict_next(self, h):
         """The predicted next frame from hidden state `h_t`."""
@@ -546,7 +550,8 @@ class NextFramePredictor(eqx.Module):
 
         def generate(h, _):
             pred = self.predict_next(h).astype(frames.dtype)
-            return self.rnn.cell(h, pred), pred
+            fed = jax.lax.stop_gradient(pred) if self.detach_feedback else pred
+            return self.rnn.cell(h, fed), pred
 
         _, preds = jax.lax.scan(generate, h, None, length=n_future)
         return preds
