@@ -285,6 +285,19 @@ def test_dynrnn_info_on_recording(tmp_path, capsys):
     assert "time=40" in out and "neuron=5" in out
 
 
+def test_fit_config_on_recording_keeps_its_own_data_table(tmp_path):
+    # `dynrnn fit` with a recording and no test file holds out the end of the recording; the
+    # default Lorenz-63 test set must not be merged into [data].
+    from dynrnn.cli._config import read_config
+
+    (tmp_path / "rec.toml").write_text(
+        '[data]\ntrain = "rec.csv"\nrate = 2.2\nlayout = "neuron-major"\n'
+        '[model]\ntype = "ShallowPLRNN"\nlatent = 8\nhidden = 16\n')
+    cfg = read_config(tmp_path / "rec.toml")
+    assert cfg["data"] == {"train": "rec.csv", "rate": 2.2, "layout": "neuron-major"}
+    assert cfg["training"]["n_steps"] > 0  # other sections still take the defaults
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad inputs
 

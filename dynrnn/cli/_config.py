@@ -68,6 +68,10 @@ def read_config(path) -> dict:
     # [model] and [teacher_forcing] are taken whole from the recipe: merging the default
     # adaptive-GTF keys into a recipe's constant `alpha` would silently make it adaptive.
     whole = ("model", "teacher_forcing") if "teacher_forcing" in cfg else ("model",)
+    # [data] too once it names a training series: the default Lorenz-63 test set must not be
+    # merged in under a recording (without `test` the last 20 % of `train` is held out).
+    if "train" in cfg.get("data", {}):
+        whole += ("data",)
     return merge({k: v for k, v in DEFAULT_RECONSTRUCT.items() if k not in whole}, cfg)
 
 
