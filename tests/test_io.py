@@ -283,6 +283,12 @@ def test_dynrnn_info_on_recording(tmp_path, capsys):
     assert main(["info", str(tmp_path / "plane0"), "--rate", "9"]) == 0
     out = capsys.readouterr().out
     assert "time=40" in out and "neuron=5" in out
+    # a neuron-major CSV (the zebrafish layout): rows are neurons
+    np.savetxt(tmp_path / "nm.csv", _rng().normal(size=(3, 12)), delimiter=",")
+    assert main(["info", str(tmp_path / "nm.csv"), "--rate", "2.2", "--layout",
+                 "neuron-major"]) == 0
+    out = capsys.readouterr().out
+    assert "time=12" in out and "neuron=3" in out
 
 
 def test_fit_config_on_recording_keeps_its_own_data_table(tmp_path):

@@ -34,18 +34,20 @@ def register(subparsers) -> None:
     )
     p.add_argument("path", help="file, folder, or name of a shipped dataset")
     p.add_argument("--rate", type=float, default=None, help="sampling rate in Hz (arrays, CSV)")
+    p.add_argument("--layout", choices=("time-major", "neuron-major"), default=None,
+                   help="axis order of a CSV/NPY recording (neuron-major: rows are neurons)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    obj, kind = open_any(args.path, rate=args.rate)
+    obj, kind = open_any(args.path, rate=args.rate, layout=getattr(args, "layout", None))
     summary = summarize(obj, source=str(args.path), kind=kind, rate=args.rate)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
 
 
-def open_any(target: str, *, rate: float | None = None):
+def open_any(target: str, *, rate: float | None = None, layout: str | None = None):
     """Open `target` as an `xr.Dataset` (or, for plain HDF5, an `h5py.File` listing).
 
     **Returns:** `(object, kind)` with `kind` a short description of the reader used.
@@ -66,6 +68,8 @@ def open_any(target: str, *, rate: float | None = None):
     opener = _open_recording()
     if opener is not None:
         kwargs = {} if rate is None else {"rate": rate}
+        if layout is not None:
+            kwargs["layout"] = layout
         try:
             return opener(path, **kwargs), "dynrnn.io.open_recording"
         except Exception:
