@@ -22,7 +22,7 @@ steps back. `--recall-dt` sets the log-uniform initial range for task (a) (defau
 Timing: per update, from the second `dr.fit` host call on (compilation excluded), as process
 CPU time and as wall-clock time; "ratio" is DeepLSSL / GRU within the same run.
 
-    python benchmarks/lssl_memory.py [--delay 1024] [--steps 1500] [--digits-steps 1000]
+    python benchmarks/lssl_memory.py [--delay 1024] [--steps 1000] [--digits-steps 1000]
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def compare(models, train_data, val_data, test_data, *, score, loss, lrs, n_step
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--delay", type=int, default=1024)
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--digits-steps", type=int, default=1000)
     p.add_argument("--lrs", type=str, default="3e-3,1e-2")
     p.add_argument("--d-model", type=int, default=16)
