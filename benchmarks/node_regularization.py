@@ -40,6 +40,8 @@ ONLY = [a.split("=")[1] for a in sys.argv if a.startswith("--only=")]
 DATA = pathlib.Path(os.environ.get("DYNRNN_SHARED_DATA", pathlib.Path(__file__).resolve()
                                    .parents[2] / "shared" / "data"))
 NEEDS = ("error_integral", "stiffness_max", "local_error")
+GM_STEPS = 4000  # Lorenz-63 warm start (gradient matching)
+N_TRUE = 50_000  # Lorenz-63 evaluation length (samples)
 
 
 def weights(name, we, ws, wl):
@@ -150,21 +152,65 @@ def digits_task(variants, n_steps):
 
 
 # --------------------------------------------------------------------------------- Lorenz-63
-def lorenz_task(variants, n_steps):
-    train = np.load(DATA / "lorenz63_gtf" / "lorenz63_on0.05_train.npy")[:20_000]
+def lorenz_task(variants, n_steps, lam):
+    """Neural ODE on the noisy Lorenz-63 training series (standardised, observation noise sd
+    0.05). Time is rescaled so that one sample (dt = 0.01 Lorenz time) is `TAU` = 0.1 model
+    time units: the vector field is then of order 1, which a tanh MLP reaches from its default
+    initialisation. Training, shared by all variants up to the warm start:
+    1. warm start by gradient matching: the MLP field regressed onto Savitzky-Golay derivatives
+       (window 15, cubic) of the series at the smoothed states (`GM_STEPS` Adam updates of 1024
+       points; no ODE solve);
+    2. `n_steps` trajectory updates: windows of `WIN` samples, one adaptive solve per window
+       from the window's smoothed first state (the raw noisy first observation biases the fit
+       towards contracting dynamics), MSE against the raw observations, plus the variant's
+       penalty. Without the warm start (trajectory training only, 3000 updates, window
+       MSE 0.006) the free-running model settled on a wrong invariant set (D_stsp 4.4 on 20 000
+       samples); with gradient matching only, on a fixed point.
+    Evaluation: one free-running solve from a test state over `N_TRUE` + 1000 samples, the
+    first 1000 dropped; D_stsp (30 bins) and D_H against the first `N_TRUE` test samples."""
+    from scipy.signal import savgol_filter
+
+    raw = np.load(DATA / "lorenz63_gtf" / "lorenz63_on0.05_train.npy")[:50_000]
     test = np.load(DATA / "lorenz63_gtf" / "lorenz63_test.npy")
-    dt, win, batch = 0.01, 20, 32
-    train = jnp.asarray(train)
-    ts = jnp.arange(win + 1, dtype=jnp.float32) * dt
-    opt = optax.adam(5e-3)
+    tau, win, batch = 0.1, 40, 64
+    smooth = savgol_filter(raw, 15, 3, axis=0)
+    deriv = jnp.asarray(savgol_filter(raw, 15, 3, deriv=1, delta=tau, axis=0))
+    train = jnp.asarray(np.stack([raw, smooth], 1))  # (time, raw/smoothed, 3)
+    ts = jnp.arange(win + 1, dtype=jnp.float32) * tau
+    opt = optax.adam(optax.exponential_decay(3e-3, n_steps, 0.01))
 
     def make():
-        return dr.models.NeuralODE(3, 3, width=64, depth=2, dt=dt, rtol=1e-4, atol=1e-4,
-                                   max_steps=16384, key=jr.PRNGKey(0))
+        return dr.models.NeuralODE(3, 3, width=64, depth=2, dt=tau, rtol=1e-4, atol=1e-4,
+                                   max_steps=65536, key=jr.PRNGKey(0))
 
     def window_loss(model, xw, needs, w, key):
-        zs, stats = model.solve(xw[0], ts, needs=needs, key=key)
-        return jnp.mean((zs[1:] - xw[1:]) ** 2) + (penalty(stats, w) if needs else 0.0)
+        zs, stats = model.solve(xw[0, 1], ts, needs=needs, key=key)
+        return jnp.mean((zs[1:] - xw[1:, 0]) ** 2) + (penalty(stats, w) if needs else 0.0)
+
+    gm_opt = optax.adam(optax.exponential_decay(3e-3, GM_STEPS, 0.01))
+    smooth_j = jnp.asarray(smooth)
+
+    @eqx.filter_jit
+    def gm_update(model, state, key):
+        idx = jr.randint(key, (1024,), 0, smooth_j.shape[0])
+
+        def loss(m):
+            f = jax.vmap(lambda z: m.func(0.0, z, None))(smooth_j[idx])
+            return jnp.mean((f - deriv[idx]) ** 2)
+
+        value, grads = eqx.filter_value_and_grad(loss)(model)
+        updates, state = gm_opt.update(grads, state, model)
+        return eqx.apply_updates(model, updates), state, value
+
+    warm = make()
+    gm_state = gm_opt.init(eqx.filter(warm, eqx.is_inexact_array))
+    t0 = time.perf_counter()
+    for s in range(GM_STEPS):
+        warm, gm_state, value = gm_update(warm, gm_state, jr.fold_in(jr.PRNGKey(5), s))
+    jax.block_until_ready(value)
+    t_warm = time.perf_counter() - t0
+    print(f"  lorenz warm start: {GM_STEPS} updates, derivative MSE {float(value):.4f}, "
+          f"{t_warm:.1f} s", file=sys.stderr, flush=True)
 
     def sample(key):
         starts = jr.randint(key, (batch,), 0, train.shape[0] - win - 1)
@@ -187,18 +233,17 @@ def lorenz_task(variants, n_steps):
         return update
 
     update_plain, update_reg = make_update(()), make_update(NEEDS)
-    horizon = 2000  # 20 time units
+    n_true, drop = N_TRUE, 1_000
 
     @eqx.filter_jit
     def predict(model, z0):
-        zs, stats = model.solve(z0, jnp.arange(horizon + 1, dtype=jnp.float32) * dt)
+        zs, stats = model.solve(z0, jnp.arange(n_true + drop, dtype=jnp.float32) * tau)
         return zs, stats["nfe"]
 
-    starts = [0, 30_000, 60_000]
     rows = []
     for name in variants:
-        w = jnp.asarray(weights(name, 0.1, 0.01, 1.0), jnp.float32)
-        model = make()
+        w = jnp.asarray(weights(name, *lam), jnp.float32)
+        model = warm
         state = opt.init(eqx.filter(model, eqx.is_inexact_array))
         upd = update_plain if name == "vanilla" else update_reg
         key = jr.PRNGKey(1)
@@ -206,18 +251,27 @@ def lorenz_task(variants, n_steps):
         t0 = time.perf_counter()
         for s in range(n_steps):
             model, state, loss = upd(model, state, w, jr.fold_in(key, s))
+            if s % 500 == 0:
+                print(f"  lorenz {name} {s} {float(loss):.4f}", file=sys.stderr, flush=True)
         jax.block_until_ready(loss)
         t_train = time.perf_counter() - t0
-        jax.block_until_ready(predict(model, jnp.asarray(test[0])))
-        outs, t_pred = [], np.inf
-        for s in starts:
-            t0 = time.perf_counter()
-            outs.append(jax.block_until_ready(predict(model, jnp.asarray(test[s]))))
-            t_pred = min(t_pred, time.perf_counter() - t0)
-        gen = np.concatenate([np.asarray(z[500:]) for z, _ in outs])
-        dstsp = float(dr.metrics.state_space_divergence(test[:20_000], gen))
-        nfe = np.mean([float(n) for _, n in outs])
-        rows.append((name, dstsp, t_train, t_pred, nfe, nfe))
+        z0 = jnp.asarray(test[0])
+        jax.block_until_ready(predict(model, z0))
+        t0 = time.perf_counter()
+        zs, nfe = jax.block_until_ready(predict(model, z0))
+        t_pred = time.perf_counter() - t0
+        gen = np.asarray(zs[drop:])
+        if np.all(np.isfinite(gen)):
+            dstsp = float(dr.metrics.state_space_divergence(test[:n_true], gen))
+            dh = float(dr.metrics.power_spectrum_distance(test[:n_true], gen))
+        else:
+            dstsp = dh = float("nan")
+        print(f"  lorenz {name}: D_stsp {dstsp:.3f} D_H {dh:.3f}", file=sys.stderr, flush=True)
+        # The warm start's time is the same for every variant and is added to each.
+        rows.append((name, (dstsp, dh), t_train + t_warm, t_pred, float(nfe), float(nfe)))
+    floor = float(dr.metrics.state_space_divergence(test[:n_true], test[n_true:2 * n_true]))
+    print(f"  lorenz: D_stsp of a second stretch of the true test series {floor:.3f}",
+          file=sys.stderr, flush=True)
     return rows
 
 
@@ -233,19 +287,52 @@ class Multiplicative(eqx.Module):
         return 0.2 * u
 
 
-def sde_task(variants, n_steps):
-    ts = jnp.linspace(0.0, 2.0, 21, dtype=jnp.float32)
+class CubeDrift(eqx.Module):
+    """`f(u) = MLP(u³)`: the drift network of the reference's spiral example (DiffEqFlux
+    neural-SDE tutorial, used by Pal et al.): cubes in, 50 tanh units, linear out."""
+
+    mlp: eqx.nn.MLP
+
+    def __init__(self, key):
+        self.mlp = eqx.nn.MLP(2, 2, 50, 1, activation=jnp.tanh, key=key)
+
+    def __call__(self, t, u, args):
+        return self.mlp(u**3)
+
+
+class LinearDiffusion(eqx.Module):
+    """`g(u) = W u + b` (diagonal noise), the reference example's `Dense(2, 2)`."""
+
+    lin: eqx.nn.Linear
+
+    def __call__(self, t, u, args):
+        return self.lin(u)
+
+
+def sde_task(variants, n_steps, lam):
+    """Pal et al.'s spiral SDE as in the reference example: 30 times on [0, 1] from
+    u0 = (2, 0), a neural SDE fitted to the mean and variance of the data's paths
+    (loss = mean squared error of the mean + of the variance, over the times)."""
+    ts = jnp.linspace(0.0, 1.0, 30, dtype=jnp.float32)
     u0 = jnp.array([2.0, 0.0], jnp.float32)
-    truth = dr.models.NeuralSDE(2, 2, drift=Cubic(), diffusion=Multiplicative(), rtol=1e-2,
-                                atol=1e-2, max_steps=65536, key=jr.PRNGKey(0))
-    paths = jax.jit(jax.vmap(lambda k: truth.solve(u0, ts, key=k)[0]))(jr.split(jr.PRNGKey(9), 256))
-    target_mean, target_std = paths.mean(0), paths.std(0)
-    opt = optax.adam(3e-3)
-    n_paths = 32
+    truth = dr.models.NeuralSDE(2, 2, drift=Cubic(), diffusion=Multiplicative(), rtol=1e-3,
+                                atol=1e-3, max_steps=65536, key=jr.PRNGKey(0))
+    paths = jax.jit(jax.vmap(lambda k: truth.solve(u0, ts, key=k)[0]))(
+        jr.split(jr.PRNGKey(9), 1024))
+    target_mean, target_var = paths.mean(0), paths.var(0)
+    opt = optax.adam(optax.exponential_decay(1e-2, n_steps, 0.1))
+    n_paths = 64
 
     def make():
-        return dr.models.NeuralSDE(2, 2, width=32, depth=1, noise_scale=0.2, rtol=1e-2,
-                                   atol=1e-2, max_steps=16384, key=jr.PRNGKey(1))
+        kd, kg, km = jr.split(jr.PRNGKey(1), 3)
+        lin = eqx.nn.Linear(2, 2, key=kg)
+        lin = eqx.tree_at(lambda m: m.weight, lin, 0.1 * lin.weight)
+        return dr.models.NeuralSDE(2, 2, drift=CubeDrift(kd), diffusion=LinearDiffusion(lin),
+                                   rtol=1e-2, atol=1e-2, max_steps=16384, key=km)
+
+    def fit_loss(ys):
+        return jnp.mean((ys.mean(0) - target_mean) ** 2) + jnp.mean(
+            (ys.var(0) - target_var) ** 2)
 
     def make_update(needs):
         @eqx.filter_jit
@@ -253,9 +340,7 @@ def sde_task(variants, n_steps):
             def loss(m):
                 ys, stats = jax.vmap(lambda k: m.solve(u0, ts, needs=needs, key=k))(
                     jr.split(key, n_paths))
-                # All paths start at u0: the sd at t = 0 is 0 and its gradient NaN.
-                fit = jnp.mean((ys.mean(0) - target_mean) ** 2) + jnp.mean(
-                    (ys[:, 1:].std(0) - target_std[1:]) ** 2)
+                fit = fit_loss(ys)
                 if needs:
                     reg = dr.regularizers.SolverError(w[0])
                     fit = fit + jnp.mean(jax.vmap(lambda s: reg(None, s))(stats))
@@ -269,13 +354,19 @@ def sde_task(variants, n_steps):
 
     @eqx.filter_jit
     def predict(model, key):
-        ys, stats = jax.vmap(lambda k: model.solve(u0, ts, key=k))(jr.split(key, 256))
-        return jnp.mean((ys.mean(0) - target_mean) ** 2), stats["nfe"] + stats["nfe_diffusion"]
+        ys, stats = jax.vmap(lambda k: model.solve(u0, ts, key=k))(jr.split(key, 1024))
+        mse_mean = jnp.mean((ys.mean(0) - target_mean) ** 2)
+        mse_var = jnp.mean((ys.var(0) - target_var) ** 2)
+        return (mse_mean, mse_var), stats["nfe"] + stats["nfe_diffusion"]
 
     update_plain, update_reg = make_update(()), make_update(("error_integral",))
+    (m0, v0), _ = predict(make(), jr.PRNGKey(3))
+    print(f"  sde untrained: MSE of the mean {float(m0):.4f}, of the variance {float(v0):.4f}; "
+          f"mean square of the target mean {float(jnp.mean(target_mean ** 2)):.4f}",
+          file=sys.stderr, flush=True)
     rows = []
     for name in variants:
-        w = jnp.asarray(weights(name, 1.0, 0.0, 0.0), jnp.float32)
+        w = jnp.asarray(weights(name, *lam), jnp.float32)
         model = make()
         state = opt.init(eqx.filter(model, eqx.is_inexact_array))
         upd = update_plain if name == "vanilla" else update_reg
@@ -284,17 +375,17 @@ def sde_task(variants, n_steps):
         t0 = time.perf_counter()
         for s in range(n_steps):
             model, state, loss = upd(model, state, w, jr.fold_in(key, s))
-            if s % 10 == 0:
+            if s % 25 == 0:
                 print(f"  sde {name} {s} {float(loss):.4f}", file=sys.stderr, flush=True)
         jax.block_until_ready(loss)
         t_train = time.perf_counter() - t0
         jax.block_until_ready(predict(model, jr.PRNGKey(3)))
-        t_pred = np.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            mse, nfe = jax.block_until_ready(predict(model, jr.PRNGKey(3)))
-            t_pred = min(t_pred, time.perf_counter() - t0)
-        rows.append((name, float(mse), t_train, t_pred, float(jnp.mean(nfe)), float(jnp.max(nfe))))
+        t0 = time.perf_counter()
+        mse, nfe = jax.block_until_ready(predict(model, jr.PRNGKey(3)))
+        t_pred = time.perf_counter() - t0
+        mse = tuple(float(m) for m in mse)
+        print(f"  sde {name}: {mse}", file=sys.stderr, flush=True)
+        rows.append((name, mse, t_train, t_pred, float(jnp.mean(nfe)), float(jnp.max(nfe))))
     return rows
 
 
@@ -320,21 +411,25 @@ def main():
         table(f"digits neural ODE classifier ({n} updates of 128, Tsit5 rtol=atol=1e-5; "
               "λ: SolverError 0.1, Stiffness(max) 0.1, Local 1.0)",
               "test accuracy %", digits_task(variants, n), "{:.1f}")
-    n = 30 if QUICK else 1500
+    n = 30 if QUICK else 2500
+    lam = (1e-3, 1e-2, 0.1)
     if ONLY and "lorenz" not in ONLY:
         pass
     elif (DATA / "lorenz63_gtf").is_dir():
-        table(f"Lorenz-63 neural ODE ({n} updates of 32 windows × 20 steps, rtol=atol=1e-4; "
-              "λ: SolverError 0.1, Stiffness(max) 0.01, Local 1.0)",
-              "D_stsp (20 time units)", lorenz_task(variants, n), "{:.3f}")
+        table(f"Lorenz-63 neural ODE (gradient-matching warm start, then {n} updates of 64 "
+              f"windows × 40 samples, one sample = 0.1 model time units, rtol=atol=1e-4; "
+              f"λ: SolverError {lam[0]}, Stiffness(max) {lam[1]}, Local {lam[2]})",
+              f"D_stsp / D_H ({N_TRUE} samples)", lorenz_task(variants, n, lam),
+              "{0[0]:.3f} / {0[1]:.3f}")
     else:
         print(f"\n(Lorenz-63 skipped: {DATA / 'lorenz63_gtf'} not found)")
-    n = 30 if QUICK else 150
+    n = 30 if QUICK else 200
+    lam = (0.01, 0.0, 0.0)
     if not ONLY or "sde" in ONLY:
-        table(f"spiral SDE, neural SDE fitted to mean and sd ({n} updates of 32 paths, SPaRK, "
-              "rtol=atol=1e-2; λ: SolverError 1.0)",
-              "MSE of the mean (256 paths)", sde_task(["vanilla", "SolverError"], n), "{:.4f}")
-
+        table(f"spiral SDE, neural SDE fitted to mean and variance ({n} updates of 64 paths, "
+              f"SPaRK, rtol=atol=1e-2; λ: SolverError {lam[0]})",
+              "MSE of the mean / of the variance (1024 paths)",
+              sde_task(["vanilla", "SolverError"], n, lam), "{0[0]:.4f} / {0[1]:.4f}")
 
 if __name__ == "__main__":
     main()
