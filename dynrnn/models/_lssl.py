@@ -122,7 +122,10 @@ class LSSL(AbstractLatentModel):
     - `copies`: `M`, output copies per channel (default 1).
     - `kind`: the HiPPO matrix, `"legs"` (default), `"legt"`, `"lmu"`, `"lagt"`, `"tlagt"`.
     - `discretization`: `"bilinear"` (default), `"forward_euler"`, `"backward_euler"`, `"zoh"`.
-    - `dt_min`, `dt_max`: range of the log-uniform initial `Δ`.
+    - `dt_min`, `dt_max`: range of the log-uniform initial `Δ` (default `[1e-3, 1e-1]`). With
+      a fixed step a LegS layer forgets on a scale of ~`1/Δ` steps (its slowest mode
+      decays like `e^{−Δ l}`); for memories of `L` steps a range around `1/L` (e.g.
+      `[0.1/L, 10/L]`) is the better start.
     - `train_A`: `False` (default): `A` and `B` are fixed HiPPO matrices (gradients stopped);
       `True`: each channel gets its own trainable copy of `A` `(H, N, N)` and `B` `(H, N)`,
       initialised at HiPPO (LSSL `learn=2`).
