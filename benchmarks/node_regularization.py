@@ -375,7 +375,7 @@ def sde_task(variants, n_steps, lam):
         t0 = time.perf_counter()
         for s in range(n_steps):
             model, state, loss = upd(model, state, w, jr.fold_in(key, s))
-            if s % 25 == 0:
+            if s % 100 == 0:
                 print(f"  sde {name} {s} {float(loss):.4f}", file=sys.stderr, flush=True)
         jax.block_until_ready(loss)
         t_train = time.perf_counter() - t0
@@ -423,8 +423,8 @@ def main():
               "{0[0]:.3f} / {0[1]:.3f}")
     else:
         print(f"\n(Lorenz-63 skipped: {DATA / 'lorenz63_gtf'} not found)")
-    n = 30 if QUICK else 200
-    lam = (0.01, 0.0, 0.0)
+    n = 30 if QUICK else 600
+    lam = (0.1, 0.0, 0.0)
     if not ONLY or "sde" in ONLY:
         table(f"spiral SDE, neural SDE fitted to mean and variance ({n} updates of 64 paths, "
               f"SPaRK, rtol=atol=1e-2; λ: SolverError {lam[0]})",
