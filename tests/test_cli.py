@@ -29,7 +29,8 @@ def test_recipes_build_what_they_say(recipe):
 
     raw = tomllib.loads((ROOT / "models" / recipe).read_text())
     cfg = read_config(ROOT / "models" / recipe)
-    assert cfg["teacher_forcing"] == raw.get("teacher_forcing", DEFAULT_RECONSTRUCT["teacher_forcing"])
+    default_tf = DEFAULT_RECONSTRUCT["teacher_forcing"]
+    assert cfg["teacher_forcing"] == raw.get("teacher_forcing", default_tf)
     tf = build_teacher_forcing(cfg["teacher_forcing"])
     alpha = raw.get("teacher_forcing", {}).get("alpha", "adaptive")
     if isinstance(alpha, float):

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 import dynrnn as dr
-from dynrnn.models import wirings
-from dynrnn.models._ltc import LiquidReadout
+from dynrnn.models import LiquidReadout, wirings
 
 
 W = dr.models.wirings

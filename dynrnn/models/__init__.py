@@ -34,7 +34,11 @@ from ._fernn import (
 from ._hippo import discretize as discretize, hippo as hippo, krylov as krylov
 from ._latent_ode import LatentODE as LatentODE, latent_ode_loss as latent_ode_loss
 from ._lssl import LSSL as LSSL, DeepLSSL as DeepLSSL
-from ._ltc import LTC as LTC, AbstractLiquidModel as AbstractLiquidModel
+from ._ltc import (
+    LTC as LTC,
+    AbstractLiquidModel as AbstractLiquidModel,
+    LiquidReadout as LiquidReadout,
+)
 from ._neural_ode import MLPVectorField as MLPVectorField, NeuralODE as NeuralODE
 from ._neural_sde import NeuralSDE as NeuralSDE
 from ._observation import Affine as Affine, Identity as Identity
