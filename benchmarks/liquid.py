@@ -116,10 +116,6 @@ def train_classifier(model, train, test, *, steps, batch, lr, key):
     return float(jnp.mean(pred == jnp.asarray(test[2]))), wall, cpu
 
 
-def _n_params(model):
-    return sum(a.size for a in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array)))
-
-
 def fidelity(args):
     """Each model's learning rate is the best of `args.lrs` by validation accuracy after
     `args.search_steps` steps (trained on 80 % of the training set, validated on the other
@@ -148,7 +144,8 @@ def fidelity(args):
         best = max(search, key=search.get)
         acc, wall, cpu = train_classifier(make(name, jr.PRNGKey(0)), train, test,
                                           steps=args.steps, batch=64, lr=best, key=jr.PRNGKey(1))
-        rows[name] = (acc, wall, cpu, best, search, _n_params(make(name, jr.PRNGKey(0))))
+        n = dr.dsf.layers.n_parameters(make(name, jr.PRNGKey(0)))
+        rows[name] = (acc, wall, cpu, best, search, n)
         print(f"{name}: validation {search}, chosen lr {best:g}, test accuracy {acc:.3f}, "
               f"{wall:.0f} s", flush=True)
     grid = ", ".join(f"{lr:g}" for lr in args.lrs)

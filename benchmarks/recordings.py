@@ -16,7 +16,6 @@ import pathlib
 import sys
 
 import jax
-import numpy as np
 
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "examples"))
@@ -63,10 +62,7 @@ def main(argv=None):
         rows = zebrafish_tectum.cosmoothing(steps=args.steps, seed=seed)
         print("co-smoothing (every 5th neuron held out; ridge read-out fitted on the training "
               "part), test R² of the 15 held-out neurons\n")
-        print("| regressors | mean R² | median R² |\n|---|---|---|")
-        for name, r2 in rows.items():
-            print(f"| {name} | {r2.mean():.3f} | {float(np.median(r2)):.3f} |")
-        print()
+        print(zebrafish_tectum.cosmoothing_table(rows) + "\n")
     if "spikefinder" not in parts:
         return
     sf = spikefinder.run(frames=args.frames)

@@ -152,21 +152,22 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
                                    clipped=False, observation="identity", key=key)
     model = dr.models.ar_init(model, x_fit, order)
     loss = dr.models.PredictionLoss(burn_in, horizon)
-    stopper = dr.models.EarlyStopping(loss, *loss.windows(x_val, dtype=np.float32),
-                                      patience=patience, initial=model)
+    fit_windows = loss.windows(x_fit, dtype=np.float32)
+    val_windows = loss.windows(x_val, dtype=np.float32)
+
+    def train(start):
+        """The same training for the model and its linear control; the early stopper."""
+        stopper = dr.models.EarlyStopping(loss, *val_windows, patience=patience, initial=start)
+        dr.fit(start, fit_windows, loss=loss, n_steps=steps, batch_size=batch_size,
+               key=jr.fold_in(key, 1), progress=False, steps_per_call=100,
+               optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
+               callbacks=[stopper])
+        return stopper
+
     t0, c0 = time.perf_counter(), time.process_time()
-    dr.fit(model, loss.windows(x_fit, dtype=np.float32), loss=loss, n_steps=steps,
-           batch_size=batch_size, key=jr.fold_in(key, 1), progress=False, steps_per_call=100,
-           optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
-           callbacks=[stopper])
+    stopper = train(model)
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-    linear = LinearDelayModel(model, order)
-    lin_stopper = dr.models.EarlyStopping(loss, *loss.windows(x_val, dtype=np.float32),
-                                          patience=patience, initial=linear)
-    dr.fit(linear, loss.windows(x_fit, dtype=np.float32), loss=loss, n_steps=steps,
-           batch_size=batch_size, key=jr.fold_in(key, 1), progress=False, steps_per_call=100,
-           optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
-           callbacks=[lin_stopper])
+    lin_stopper = train(LinearDelayModel(model, order))
 
     def preds(predictor, **kw):
         return dr.models.forward_predictions(predictor, x_test, horizon, first=first, **kw)
@@ -178,9 +179,8 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
     lin_pred, _ = preds(lin_stopper.best_model, warmup=burn_in, alpha=1.0)
     persistence, _ = preds(lambda h, k: np.repeat(h[-1:], k, axis=0))
 
-    def r2(pred):  # pooled over dims, as dr.models.forward_prediction_r2
-        tot = ((targets - targets.mean(axis=0)) ** 2).sum(axis=(0, 2))
-        return 1.0 - ((pred - targets) ** 2).sum(axis=(0, 2)) / tot
+    def r2(pred):
+        return dr.models.prediction_r2(pred, targets)
 
     rows = {
         f"shPLRNN, delay state ({order} frames), trained for {horizon}-step prediction "
@@ -193,15 +193,17 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
         f"AR({order}) least squares (order chosen on validation)": r2(out_ar[order][0]),
         "persistence x̂_{t+k} = x_t": r2(persistence),
     }
-    diff, lo, hi = dr.models.bootstrap_r2_difference(fit_pred, out_ar[order][0], targets,
-                                                     block=50, n_boot=n_boot, seed=seed)
-    # the gain of training alone: against the model's own starting point
-    init_diff = dr.models.bootstrap_r2_difference(fit_pred, init_pred, targets, block=50,
-                                                  n_boot=n_boot, seed=seed)
-    lin_diff = dr.models.bootstrap_r2_difference(fit_pred, lin_pred, targets, block=50,
+    def against(other):
+        return dr.models.bootstrap_r2_difference(fit_pred, other, targets, block=50,
                                                  n_boot=n_boot, seed=seed)
-    return dict(rows=rows, order=order, val_r2=val_r2, diff=diff, lo=lo, hi=hi,
-                init_diff=init_diff, lin_diff=lin_diff, lin_val=lin_stopper.best_loss,
+
+    # against AR(p), and the gain of training alone: against the model's own starting point
+    # and against the linear control
+    diffs = {f"AR({order})": against(out_ar[order][0]),
+             f"its AR({order}) initialisation": against(init_pred),
+             "linear control": against(lin_pred)}
+    return dict(rows=rows, order=order, val_r2=val_r2, diffs=diffs,
+                lin_val=lin_stopper.best_loss,
                 val_loss=stopper.best_loss,
                 best_step=stopper.best_step, history=stopper.history, fit_s=fit_s,
                 fit_cpu=fit_cpu, dims=n, explained=explained, train=x_fit.shape[0],
@@ -279,13 +281,17 @@ def cosmoothing(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: i
 def prediction_table(out: dict) -> str:
     """The rows of `run_prediction` and the bootstrap row as a Markdown table."""
     lines = [table(out, digits=4)]
-    cells = " | ".join(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
-                       for d, lo, hi in zip(out["diff"], out["lo"], out["hi"]))
-    lines.append(f"| R²(shPLRNN) − R²(AR({out['order']})), 95 % block-bootstrap CI | {cells} |")
-    cells = " | ".join(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in zip(*out["init_diff"]))
-    lines.append(f"| R²(shPLRNN) − R²(its AR({out['order']}) initialisation), same CI | {cells} |")
-    cells = " | ".join(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in zip(*out["lin_diff"]))
-    lines.append(f"| R²(shPLRNN) − R²(linear control), same CI | {cells} |")
+    for i, (name, (diff, lo, hi)) in enumerate(out["diffs"].items()):
+        cells = " | ".join(f"{d:+.4f} [{a:+.4f}, {b:+.4f}]" for d, a, b in zip(diff, lo, hi))
+        ci = "95 % block-bootstrap CI" if i == 0 else "same CI"
+        lines.append(f"| R²(shPLRNN) − R²({name}), {ci} | {cells} |")
+    return "\n".join(lines)
+
+
+def cosmoothing_table(rows: dict) -> str:
+    """The rows of `cosmoothing` as a Markdown table."""
+    lines = ["| regressors | mean R² | median R² |", "|---|---|---|"]
+    lines += [f"| {name} | {np.mean(r2):.3f} | {np.median(r2):.3f} |" for name, r2 in rows.items()]
     return "\n".join(lines)
 
 
@@ -331,9 +337,7 @@ def main(argv=None):
     if args.cosmooth:
         rows = cosmoothing(steps=args.steps, pcs=args.pcs or 10, seed=args.seed)
         print("\nco-smoothing (every 5th neuron held out): test R² of held-out neurons")
-        print("| regressors | mean R² | median R² |\n|---|---|---|")
-        for name, r2 in rows.items():
-            print(f"| {name} | {np.mean(r2):.3f} | {np.median(r2):.3f} |")
+        print(cosmoothing_table(rows))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    obj, kind = open_any(args.path, rate=args.rate, layout=getattr(args, "layout", None))
+    obj, kind = open_any(args.path, rate=args.rate, layout=args.layout)
     summary = summarize(obj, source=str(args.path), kind=kind, rate=args.rate)
     print(json.dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0

@@ -21,6 +21,7 @@ from ._calcium import (
     infer_states as infer_states,
     naive_deconvolve as naive_deconvolve,
     noise_sd as noise_sd,
+    prediction_r2 as prediction_r2,
 )
 from ._cfc import CfC as CfC
 from ._fernn import (

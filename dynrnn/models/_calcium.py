@@ -556,13 +556,25 @@ def forward_prediction_r2(
     """
     preds, targets = forward_predictions(model, data, n_steps, first=first, stride=stride,
                                          warmup=warmup, alpha=alpha)
-    return np.array([_pooled_r2(preds[:, k], targets[:, k]) for k in range(n_steps)])
+    return prediction_r2(preds, targets)
 
 
-def _pooled_r2(pred, true) -> float:
-    ss_res = np.sum((pred - true) ** 2)
-    ss_tot = np.sum((true - true.mean(axis=0, keepdims=True)) ** 2)
-    return float(1.0 - ss_res / ss_tot)
+def prediction_r2(predictions, targets) -> np.ndarray:
+    """R² per horizon of `(starts, horizon, obs)` predictions (`forward_predictions`):
+    `R²_k = 1 − Σ(x̂ − x)² / Σ(x − x̄)²`, sums over starts and dimensions, `x̄` the
+    per-dimension mean of the horizon-`k` targets.
+
+    **Returns:** `(horizon,)` array.
+    """
+    pred, true = np.asarray(predictions, np.float64), np.asarray(targets, np.float64)
+    if pred.shape != true.shape or true.ndim != 3:
+        raise DynrnnValueError(
+            f"`predictions` and `targets` must have the same (starts, horizon, obs) shape, got "
+            f"{pred.shape} and {true.shape}."
+        )
+    ss_res = np.sum((pred - true) ** 2, axis=(0, 2))
+    ss_tot = np.sum((true - true.mean(axis=0, keepdims=True)) ** 2, axis=(0, 2))
+    return 1.0 - ss_res / ss_tot
 
 
 def fit_ar(data, order: int, *, ridge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

@@ -31,10 +31,7 @@ def normalized_positive_definite(key, m: int, dtype=None) -> Float[Array, " m"]:
 
     The result lies in (0, 1]: a contracting diagonal to start from.
     """
-    dtype = dtype or jnp.result_type(float)
-    r = jr.normal(key, (m, m), dtype)
-    k = r.T @ r / m + jnp.eye(m, dtype=dtype)
-    return jnp.diag(k) / jnp.linalg.eigvalsh(k)[-1]
+    return _diagonal_and_coupling(key, m, dtype or jnp.result_type(float))[0]
 
 
 def _diagonal_and_coupling(key, m: int, dtype):

@@ -27,7 +27,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._errors import DynrnnTypeError, DynrnnValueError, check_positive
-from ._calcium import _forced_run, _series, fit_ar
+from ._calcium import _forced_run, _series, fit_ar, prediction_r2
 from ._observation import Identity
 from ._plrnn import ShallowPLRNN
 
@@ -248,8 +248,8 @@ def bootstrap_r2_difference(
 
     Starts are consecutive frames of one series, so neighbouring errors are correlated;
     resampling blocks of `block` consecutive starts (Künsch 1989) keeps that correlation, and
-    both predictors are resampled together (a paired comparison). R² as in
-    `forward_prediction_r2` (pooled over dims, `x̄` the resampled targets' mean).
+    both predictors are resampled together (a paired comparison). R² is `prediction_r2`
+    (pooled over dims, `x̄` the resampled targets' mean).
 
     **Arguments:**
     - `pred_a`, `pred_b`, `targets`: `(starts, horizon, obs)` (`forward_predictions`).
@@ -271,11 +271,7 @@ def bootstrap_r2_difference(
     block = min(block, n)
 
     def diff(idx):
-        yy = y[idx]
-        tot = np.sum((yy - yy.mean(axis=0, keepdims=True)) ** 2, axis=(0, 2))
-        ra = 1.0 - np.sum((a[idx] - yy) ** 2, axis=(0, 2)) / tot
-        rb = 1.0 - np.sum((b[idx] - yy) ** 2, axis=(0, 2)) / tot
-        return ra - rb
+        return prediction_r2(a[idx], y[idx]) - prediction_r2(b[idx], y[idx])
 
     rng = np.random.default_rng(seed)
     n_blocks = math.ceil(n / block)
