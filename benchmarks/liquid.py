@@ -14,7 +14,10 @@ classification task, and reconstruction of Lorenz-63 with generalized teacher fo
    D_stsp and D_H (`dr.evaluate`) before and after training.
 
 Run: `python benchmarks/liquid.py --speed` (or `--fidelity`, `--lorenz`; none of them: all
-three), `--quick` for a smoke test.
+three), `--quick` for a smoke test. `--speed --host-devices=2` adds a data-parallel dynrnn
+column: XLA splits the CPU into 2 devices, each computes the loss and gradient of half the
+batch (`jax.shard_map`), gradients are averaged (`pmean`) and every device applies the same
+Adam update.
 """
 
 from __future__ import annotations
@@ -22,7 +25,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+
+
+def _host_devices():
+    """`--host-devices=N` must reach XLA before JAX starts: N CPU devices for data parallel."""
+    for a in sys.argv[1:]:
+        if a.startswith("--host-devices="):
+            n = int(a.split("=", 1)[1])
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                       + f" --xla_force_host_platform_device_count={n}")
+
+
+_host_devices()
 
 import equinox as eqx
 import jax
@@ -181,24 +197,43 @@ def _median_time(fn, repeats):
     return statistics.median(wall), statistics.median(cpu)
 
 
-def jax_step_time(model, u, ts, y, repeats):
+def jax_step_time(model, u, ts, y, repeats, devices=1):
+    """Median time of one jitted training step. With `devices > 1`, data parallel: each
+    device computes the loss and gradient of its slice of the batch (`shard_map`), the
+    gradients are averaged across devices (`pmean`), and every device applies the same Adam
+    update to its replica of the parameters."""
     opt = optax.adam(1e-3)
-    params = eqx.filter(model, eqx.is_inexact_array)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
     state = opt.init(params)
 
-    @eqx.filter_jit
-    def step(model, state):
-        def loss(m):
-            return jnp.mean((m.batch(u, ts) - y) ** 2)
+    def value_and_grad(p, u, y):
+        def loss(p):
+            return jnp.mean((eqx.combine(p, static).batch(u, ts) - y) ** 2)
 
-        value, grads = eqx.filter_value_and_grad(loss)(model)
-        updates, state = opt.update(grads, state, eqx.filter(model, eqx.is_inexact_array))
-        return eqx.apply_updates(model, updates), state, value
+        value, grads = jax.value_and_grad(loss)(p)
+        if devices > 1:
+            value, grads = jax.lax.pmean((value, grads), "batch")
+        return value, grads
 
-    carry = [model, state]
+    if devices > 1:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+        mesh = Mesh(np.array(jax.devices()[:devices]), ("batch",))
+        value_and_grad = jax.shard_map(value_and_grad, mesh=mesh, in_specs=(P(), P("batch"),
+                                       P("batch")), out_specs=P(), check_vma=False)
+        u, y = (jax.device_put(a, NamedSharding(mesh, P("batch"))) for a in (u, y))
+        params, state = jax.device_put((params, state), NamedSharding(mesh, P()))
+
+    @jax.jit
+    def step(params, state, u, y):
+        value, grads = value_and_grad(params, u, y)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, value
+
+    carry = [params, state]
 
     def run():
-        carry[0], carry[1], value = step(carry[0], carry[1])
+        carry[0], carry[1], value = step(carry[0], carry[1], u, y)
         jax.block_until_ready(value)
 
     return _median_time(run, repeats)
@@ -245,9 +280,12 @@ def speed(args):
     print("ncps is timed with 2 and with 1 PyTorch thread; the speed-up is against the faster "
           "of the two (wall time) and against the smaller CPU time (process time, all "
           "threads).\n")
+    n_dev = len(jax.devices())
+    dp = (f" dynrnn {n_dev} devices (ms) | speed-up (wall) | dynrnn {n_dev} devices CPU (ms) | "
+          "speed-up (CPU) |") if n_dev > 1 else ""
     print("| model | ncps 2 threads (ms) | ncps 1 thread (ms) | dynrnn (ms) | speed-up (wall) "
-          "| ncps CPU (ms) | dynrnn CPU (ms) | speed-up (CPU) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| ncps CPU (ms) | dynrnn CPU (ms) | speed-up (CPU) |" + dp)
+    print("|---|---|---|---|---|---|---|---|" + "---|" * (4 if n_dev > 1 else 0))
     for name, make_ref, n_out in configs:
         torch.manual_seed(0)
         ref = make_ref()
@@ -262,9 +300,15 @@ def speed(args):
                                args.repeats)
         best_wall = min(t[0] for t in ref_times.values())
         best_cpu = min(t[1] for t in ref_times.values())
-        print(f"| {name} | {1e3 * ref_times[2][0]:.1f} | {1e3 * ref_times[1][0]:.1f} | "
-              f"{1e3 * t_ours[0]:.1f} | {best_wall / t_ours[0]:.1f}x | {1e3 * best_cpu:.1f} | "
-              f"{1e3 * t_ours[1]:.1f} | {best_cpu / t_ours[1]:.1f}x |")
+        row = (f"| {name} | {1e3 * ref_times[2][0]:.1f} | {1e3 * ref_times[1][0]:.1f} | "
+               f"{1e3 * t_ours[0]:.1f} | {best_wall / t_ours[0]:.1f}x | {1e3 * best_cpu:.1f} | "
+               f"{1e3 * t_ours[1]:.1f} | {best_cpu / t_ours[1]:.1f}x |")
+        if n_dev > 1:
+            t_dp = jax_step_time(ours, jnp.asarray(u), jnp.asarray(ts_shared), jnp.asarray(y),
+                                 args.repeats, devices=n_dev)
+            row += (f" {1e3 * t_dp[0]:.1f} | {best_wall / t_dp[0]:.1f}x | {1e3 * t_dp[1]:.1f} | "
+                    f"{best_cpu / t_dp[1]:.1f}x |")
+        print(row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,6 +388,8 @@ def main():
     parser.add_argument("--lorenz-stride", type=int, default=5)
     parser.add_argument("--lorenz-train", type=int, default=20_000)
     parser.add_argument("--lorenz-test", type=int, default=20_000)
+    parser.add_argument("--host-devices", type=int, default=1,
+                        help="CPU devices for a data-parallel speed row (set before JAX starts)")
     args = parser.parse_args()
     if not (args.speed or args.fidelity or args.lorenz):
         args.speed = args.fidelity = args.lorenz = True

@@ -155,6 +155,53 @@ def test_ltc_matches_numpy_loop(getkey, wiring, mixed, implicit):
     np.testing.assert_allclose(y, _ltc_reference(m, u, ts), rtol=1e-10, atol=1e-12)
 
 
+def test_ltc_batch_gradient_matches_numpy_finite_differences(getkey):
+    """`batch` gives every sample its own copy of the derived parameters (their gradient is
+    summed over the batch once); the gradient must equal the per-sample loop's and central
+    differences of the independent NumPy loop."""
+    m = dr.models.LTC(2, W.AutoNCP(6, 2), key=getkey())
+    m = eqx.tree_at(lambda m: m.input_b, m, jr.normal(getkey(), (2,)))
+    u = np.asarray(jr.normal(getkey(), (3, 5, 2)))
+    ts = np.asarray(jr.uniform(getkey(), (3, 5), minval=0.2, maxval=2.0))
+    c = np.asarray(jr.normal(getkey(), (3, 5, 2)))
+
+    def loss(model):
+        return jnp.sum(c * model.batch(jnp.asarray(u), jnp.asarray(ts)) ** 2)
+
+    def loop_loss(model):
+        return sum(jnp.sum(c[b] * model(jnp.asarray(u[b]), timespans=jnp.asarray(ts[b])) ** 2)
+                   for b in range(3))
+
+    grads = eqx.filter_grad(loss)(m)
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(eqx.filter_grad(loop_loss)(m))):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+    def ref_loss(model):
+        return sum(np.sum(c[b] * _ltc_reference(model, u[b], ts[b]) ** 2) for b in range(3))
+
+    h = 1e-6
+    rng = np.random.default_rng(0)
+    for name in ("w", "sigma", "mu", "erev", "sensory_w", "sensory_mu", "cm", "gleak", "vleak",
+                 "input_b"):
+        leaf = np.asarray(getattr(m, name))
+        idx = tuple(rng.integers(0, n) for n in leaf.shape)
+        if leaf.ndim == 2:  # a synapse the wiring has
+            sensory = name.startswith("sensory")
+            adjacency = m.wiring.sensory_adjacency if sensory else m.wiring.adjacency
+            pre, post = np.nonzero(adjacency)
+            k = rng.integers(0, len(pre))
+            idx = (pre[k], post[k])
+        fd = []
+        for sign in (1, -1):
+            moved = leaf.copy()
+            moved[idx] += sign * h
+            fd.append(ref_loss(eqx.tree_at(lambda q: getattr(q, name), m, jnp.asarray(moved))))
+        expect = (fd[0] - fd[1]) / (2 * h)
+        got = float(np.asarray(getattr(grads, name))[idx])
+        assert abs(expect) > 1e-8, name  # the entry matters, so the comparison can fail
+        np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
 def _nonneg_ltc(key, units, inputs, *, epsilon=0.0, ode_unfolds=6):
     m = dr.models.LTC(inputs, units, implicit_param_constraints=False, epsilon=epsilon,
                       ode_unfolds=ode_unfolds, key=key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import math
+from typing import NamedTuple
 
 import diffrax
 import equinox as eqx
@@ -332,8 +333,9 @@ def _full_ts(ts, length, dtype):
     return jnp.broadcast_to(jnp.asarray(ts, dtype), (length,))
 
 
-def _run(model, z0, u, ts, engine, deer_options, key):
-    """States `(time, state)` of `model` from `z0` driven by `u`, `ts` (already full arrays)."""
+def _run(model, z0, u, ts, engine, deer_options, key, cell=None):
+    """States `(time, state)` of `model` from `z0` driven by `u`, `ts` (already full arrays);
+    `cell(z, u, timespan, key)` replaces `model.cell` in the sequential engine."""
     if engine == "deer":
         from .. import scan as _scan
 
@@ -344,10 +346,12 @@ def _run(model, z0, u, ts, engine, deer_options, key):
     else:
         keys = jr.split(key, u.shape[0])
 
+    cell = model.cell if cell is None else cell
+
     def body(z, xs):
         ut, tt, kt = xs
         # The state keeps its dtype (e.g. float32 data through a float64 model).
-        z = model.cell(z, ut, tt, kt).astype(z.dtype)
+        z = cell(z, ut, tt, kt).astype(z.dtype)
         return z, z
 
     _, states = jax.lax.scan(body, z0, (u, ts, keys))
@@ -384,12 +388,17 @@ def _batched(model, u, ts, state0, engine, deer_options, return_state, key):
     else:
         z0 = jnp.broadcast_to(jnp.asarray(state0, dtype), (b, model.state_size))
     keys = None if key is None else jr.split(key, b)
+    plan = getattr(model, "_batch_plan", None) if engine == "sequential" else None
+    # Per-sample copies of the derived parameters (see `LTC._batch_plan`); None otherwise.
+    shared, cell_with = plan() if plan is not None else (None, None)
+    shared = jax.tree.map(lambda a: jnp.broadcast_to(a, (b,) + a.shape), shared)
 
-    def one(ui, ti, zi, ki):
-        states = _run(model, zi, ui, ti, engine, deer_options, ki)
+    def one(ui, ti, zi, ki, si):
+        cell = None if cell_with is None else (lambda z, x, t, k: cell_with(si, z, x, t, k))
+        states = _run(model, zi, ui, ti, engine, deer_options, ki, cell)
         return jax.vmap(model.observation)(states), states
 
-    out, states = jax.vmap(one)(u, ts, z0, keys)
+    out, states = jax.vmap(one)(u, ts, z0, keys, shared)
     return (out, states) if return_state else out
 
 
@@ -426,6 +435,54 @@ class PiecewiseConstantInput(diffrax.AbstractPath):
 
 # ---------------------------------------------------------------------------------------------
 # LTC
+
+
+class _Synapses(NamedTuple):
+    """Derived LTC parameters (`LTC._synapses`)."""
+
+    weight: Array
+    weight_erev: Array
+    sigma: Array
+    sigma_mu: Array
+    s_weight: Array
+    s_weight_erev: Array
+    s_sigma: Array
+    s_sigma_mu: Array
+    cm: Array
+    gleak: Array
+    leak: Array
+    input_w: Array | None
+    input_b: Array | None
+
+
+def _sensory(syn: _Synapses, u):
+    """Numerator and denominator contributions of the sensory synapses (input fixed)."""
+    if syn.input_w is not None:
+        u = u * syn.input_w
+    if syn.input_b is not None:
+        u = u + syn.input_b
+    s = jax.nn.sigmoid(syn.s_sigma * u[:, None] - syn.s_sigma_mu)
+    return jnp.sum(s * syn.s_weight_erev, 0), jnp.sum(s * syn.s_weight, 0)
+
+
+def _synaptic(syn: _Synapses, v):
+    """`Σ_j a_ji E_ji` and `Σ_j a_ji` with `a_ji = π(w_ji) σ(σ_ji v_j − σ_ji μ_ji)`."""
+    s = jax.nn.sigmoid(syn.sigma * v[:, None] - syn.sigma_mu)
+    return jnp.sum(s * syn.weight_erev, 0), jnp.sum(s * syn.weight, 0)
+
+
+def _fused_step(syn: _Synapses, v, u, timespan, unfolds: int, epsilon: float):
+    num_s, den_s = _sensory(syn, u)
+    delta = timespan / unfolds
+    leak_num = syn.leak + num_s
+    leak_den = syn.gleak + den_s + epsilon
+
+    def unfold(_, v):
+        num, den = _synaptic(syn, v)
+        new = (syn.cm * v + delta * (leak_num + num)) / (syn.cm + delta * (leak_den + den))
+        return new.astype(v.dtype)
+
+    return jax.lax.fori_loop(0, unfolds, unfold, v, unroll=unfolds <= 8)
 
 
 class LTC(AbstractLiquidModel):
@@ -618,53 +675,56 @@ class LTC(AbstractLiquidModel):
             tuple(jax.nn.relu(x) for x in (self.w, self.sensory_w, self.cm, self.gleak)),
         )
 
-    def _map_input(self, u):
-        if self.input_w is not None:
-            u = u * self.input_w
-        if self.input_b is not None:
-            u = u + self.input_b
-        return u
-
-    def _sensory(self, u):
-        """Numerator and denominator contributions of the sensory synapses (input fixed)."""
-        u = self._map_input(u)
-        mask = jnp.asarray(np.abs(self.wiring.sensory_adjacency), u.dtype)
-        act = (
-            self._positive(self.sensory_w)
-            * jax.nn.sigmoid(self.sensory_sigma * (u[:, None] - self.sensory_mu))
-            * mask
-        )
-        return jnp.sum(act * self.sensory_erev, 0), jnp.sum(act, 0)
-
-    def _synaptic(self, v):
-        mask = jnp.asarray(np.abs(self.wiring.adjacency), v.dtype)
-        act = self._positive(self.w) * jax.nn.sigmoid(self.sigma * (v[:, None] - self.mu)) * mask
-        return jnp.sum(act * self.erev, 0), jnp.sum(act, 0)
-
-    def _fused(self, v, u, timespan):
-        num_s, den_s = self._sensory(u)
-        cm = self._positive(self.cm)
+    def _synapses(self) -> _Synapses:
+        """The parameters as the fused step uses them: π applied, masks folded into the
+        weights, `w ⊙ E` and `σ ⊙ μ` precomputed (loop-invariant over steps and unfolds)."""
+        dtype = self.w.dtype
+        mask = jnp.asarray(np.abs(self.wiring.adjacency), dtype)
+        smask = jnp.asarray(np.abs(self.wiring.sensory_adjacency), dtype)
+        weight = self._positive(self.w) * mask
+        s_weight = self._positive(self.sensory_w) * smask
         gleak = self._positive(self.gleak)
-        delta = timespan / self.ode_unfolds
-        leak_num = gleak * self.vleak + num_s
-        leak_den = gleak + den_s + self.epsilon
+        return _Synapses(
+            weight=weight,
+            weight_erev=weight * self.erev,
+            sigma=self.sigma,
+            sigma_mu=self.sigma * self.mu,
+            s_weight=s_weight,
+            s_weight_erev=s_weight * self.sensory_erev,
+            s_sigma=self.sensory_sigma,
+            s_sigma_mu=self.sensory_sigma * self.sensory_mu,
+            cm=self._positive(self.cm),
+            gleak=gleak,
+            leak=gleak * self.vleak,
+            input_w=self.input_w,
+            input_b=self.input_b,
+        )
 
-        def unfold(_, v):
-            num, den = self._synaptic(v)
-            new = (cm * v + delta * (leak_num + num)) / (cm + delta * (leak_den + den))
-            return new.astype(v.dtype)
-
-        return jax.lax.fori_loop(0, self.ode_unfolds, unfold, v, unroll=self.ode_unfolds <= 8)
+    def _fused(self, v, u, timespan, syn: _Synapses | None = None):
+        """`ode_unfolds` fused semi-implicit steps over `timespan` (see the class docstring)."""
+        return _fused_step(self._synapses() if syn is None else syn, v, u, timespan,
+                           self.ode_unfolds, self.epsilon)
 
     def cell(self, z, u, timespan, key=None):
         # Rematerialised in the backward pass: storing the `units²` synapse activations of every
         # unfold makes the gradient memory-bound (3x slower on a 2-core CPU than recomputing).
+        return self._cell_with(None, z, u, timespan, key)
+
+    def _cell_with(self, syn, z, u, timespan, key=None):
         fused = jax.checkpoint(type(self)._fused)
         n = self.units
         if self.mixed_memory:
             h, c = self.lstm(u, z[:n], z[n:])
-            return jnp.concatenate([fused(self, h, u, timespan), c])
-        return fused(self, z, u, timespan)
+            return jnp.concatenate([fused(self, h, u, timespan, syn), c])
+        return fused(self, z, u, timespan, syn)
+
+    def _batch_plan(self):
+        """For `batch`: the derived parameters, computed once per call and given to every
+        sample as its own copy (a broadcast, so free in the forward pass). Their gradient then
+        accumulates per sample over steps and unfolds as elementwise adds and is summed over
+        the batch once, instead of one reduction over the batch per unfold (measured: a
+        training step at batch 32, T = 100, 32 units, 20–30 % faster on one CPU core)."""
+        return self._synapses(), self._cell_with
 
     # --- continuous time -------------------------------------------------------------------
 
@@ -706,8 +766,8 @@ class LTC(AbstractLiquidModel):
             u = args.evaluate(t)
         else:
             u = jnp.asarray(args, v.dtype)
-        num_s, den_s = self._sensory(u)
-        num, den = self._synaptic(v)
-        gleak = self._positive(self.gleak)
-        current = gleak * (self.vleak - v) + (num + num_s) - (den + den_s) * v
-        return current / self._positive(self.cm)
+        syn = self._synapses()
+        num_s, den_s = _sensory(syn, u)
+        num, den = _synaptic(syn, v)
+        current = syn.leak - syn.gleak * v + (num + num_s) - (den + den_s) * v
+        return current / syn.cm
