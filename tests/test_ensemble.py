@@ -63,6 +63,11 @@ SHARDED = textwrap.dedent(
         return max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                    for a, b in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(v)))
     err = diff(single.model, sharded.model)
+    try:
+        dr.fit(m, x, mesh=mesh, **dict(kw, batch_size=6))
+        raise SystemExit("batch_size 6 on 4 devices was accepted")
+    except ValueError as e:
+        assert "batch_size" in str(e) and "divisible" in str(e), e
     models = [dr.models.ShallowPLRNN(3, 12, 3, key=jr.PRNGKey(i)) for i in range(4)]
     e1 = dr.fit_ensemble(models, x, **kw)
     e2 = dr.fit_ensemble(models, x, mesh=Mesh(np.array(jax.devices()), ("ensemble",)), **kw)

@@ -190,7 +190,9 @@ def fit(
     - `noise`: sd of Gaussian noise added to each batch (targets too, as in the reference).
     - `steps_per_call`: updates per jitted host call.
     - `mesh`: a `jax.sharding.Mesh` with a `"batch"` axis: the batch is sharded over its
-      devices (data parallel).
+      devices (data parallel; `batch_size` must be divisible by their number). In
+      reconstruction mode each device differentiates its slice (`jax.shard_map`) and the
+      gradients are averaged; the supervised mode leaves the partitioning to XLA.
 
     **Returns:** a `FitResult`.
 
@@ -269,17 +271,36 @@ def fit(
     if in_rollout and hasattr(regularizer, "check"):
         regularizer.check(model)
 
-    def total_loss(p, xb, alpha, key):
+    def data_loss(p, xb, keys, alpha):
         m = eqx.combine(p, static)
-        keys = jr.split(key, xb.shape[0])
         losses, _ = jax.vmap(
             lambda x, k: forced_loss(m, x, tf, alpha, regularizer=regularizer if in_rollout
                                      else None, key=k)
         )(xb, keys)
-        value = jnp.mean(losses) + m.penalty()
+        return jnp.mean(losses)
+
+    def other_loss(p, xb):
+        m = eqx.combine(p, static)
+        value = m.penalty()
         if regularizer is not None and not in_rollout:
             value = value + regularizer(m, xb)
         return value
+
+    def total_loss(p, xb, alpha, key):
+        return data_loss(p, xb, jr.split(key, xb.shape[0]), alpha) + other_loss(p, xb)
+
+    if mesh is not None:
+        _check_divisible(mesh, batch_size)
+        sharded_data_grad = _data_parallel(jax.value_and_grad(data_loss), mesh, n_sharded=2)
+
+    def value_and_grad(p, xb, alpha, key):
+        if mesh is None:
+            return jax.value_and_grad(total_loss)(p, xb, alpha, key)
+        # Data parallel: each device differentiates the mean loss of its slice of the batch
+        # (same per-sample keys as on one device); the rest (penalty, batch regulariser) once.
+        v1, g1 = sharded_data_grad(p, xb, jr.split(key, xb.shape[0]), alpha)
+        v2, g2 = jax.value_and_grad(other_loss)(p, xb)
+        return v1 + v2, jax.tree.map(jnp.add, g1, g2)
 
     def one_update(carry, step, key):
         p, o, alpha, stop = carry
@@ -293,7 +314,7 @@ def fit(
         m = eqx.combine(p, static)
         zhat = jax.lax.stop_gradient(jax.vmap(jax.vmap(m.forcing_signal))(xb[:, 1:]))
         new_alpha, _ = tf.update_alpha(m, alpha, zhat, step + 1)
-        value, grads = jax.value_and_grad(total_loss)(p, xb, new_alpha, kr)
+        value, grads = value_and_grad(p, xb, new_alpha, kr)
         updates, new_o = optimizer.update(grads, o, p)
         new_p = eqx.apply_updates(p, updates)
         active = (step < n_steps) & (stop < 0)
@@ -341,6 +362,38 @@ def _describe(obj) -> dict:
     for f in dataclasses.fields(obj):
         out[f.name] = getattr(obj, f.name)
     return out
+
+
+def _check_divisible(mesh, batch_size):
+    n = mesh.shape["batch"]
+    if batch_size % n:
+        raise DynrnnValueError(
+            f"`batch_size`={batch_size} must be divisible by the {n} devices of the mesh's "
+            "'batch' axis (each device takes an equal slice)."
+        )
+
+
+def _data_parallel(value_and_grad, mesh, *, n_sharded):
+    """`value_and_grad(p, *args)` with the first `n_sharded` args split over the mesh's
+    `"batch"` axis (`jax.shard_map`), the parameters and the other args replicated, and the
+    value and gradient averaged over the devices (`pmean`): for a loss that is a mean over
+    the batch this equals the single-device result. Explicit per-device gradients avoid what
+    automatic partitioning does with a scan over time whose weights are shared: a cross-device
+    reduction of the weight gradient at every time step (measured: CfC with GTF, 2 CPU
+    devices, 94.5 ms per update instead of 10.6 ms on one)."""
+    from jax.sharding import PartitionSpec
+
+    def local(p, *args):
+        return jax.lax.pmean(value_and_grad(p, *args), "batch")
+
+    def call(p, *args):
+        specs = (PartitionSpec(),) + tuple(
+            PartitionSpec("batch") if i < n_sharded else PartitionSpec()
+            for i in range(len(args)))
+        return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=PartitionSpec(),
+                             check_vma=False)(p, *args)
+
+    return call
 
 
 def _batch_sharding(mesh):
