@@ -384,6 +384,69 @@ def test_cfc_matches_numpy_loop(getkey, mode, kwargs):
     np.testing.assert_allclose(y, _cfc_reference(m, u, ts), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "mode, layers, activation",
+    [("default", 1, "lecun_tanh"), ("no_gate", 2, "lecun_tanh"), ("default", 0, "lecun_tanh"),
+     ("default", 2, "silu")],
+)
+def test_cfc_fast_batch_gradient(getkey, mode, layers, activation):
+    """The dense CfC's `batch` uses a whole-sequence scan with a hand-written gradient: equal to
+    automatic differentiation of the per-sample path (weights, inputs, time spans, initial
+    state) and, for the reference activation, to central differences of the NumPy loop."""
+    m = dr.models.CfC(3, 5, 2, mode=mode, backbone_units=7, backbone_layers=layers,
+                      backbone_activation=activation, key=getkey())
+    u = jr.normal(getkey(), (4, 6, 3))
+    ts = jr.uniform(getkey(), (4, 6), minval=0.2, maxval=2.0)
+    s0 = 0.5 * jr.normal(getkey(), (4, 5))
+    c = jr.normal(getkey(), (4, 6, 2))
+    assert m._fast_batch(u, ts, s0, None) is not None  # the path under test is taken
+
+    def fast(args):
+        model, u, ts, s0 = args
+        return jnp.sum(c * model.batch(u, ts, state0=s0) ** 2)
+
+    def loop(args):
+        model, u, ts, s0 = args
+        return sum(jnp.sum(c[b] * model(u[b], timespans=ts[b], state0=s0[b]) ** 2)
+                   for b in range(4))
+
+    g_fast = eqx.filter_grad(fast)((m, u, ts, s0))
+    g_loop = eqx.filter_grad(loop)((m, u, ts, s0))
+    for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_loop)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(fast((m, u, ts, s0)), loop((m, u, ts, s0)), rtol=1e-12)
+    if activation != "lecun_tanh":
+        return
+    un, tn, cn = np.asarray(u), np.asarray(ts), np.asarray(c)
+
+    def ref(model, tn=tn):
+        return sum(np.sum(cn[b] * _cfc_reference(model, un[b], tn[b]) ** 2) for b in range(4))
+
+    g = eqx.filter_grad(lambda model, ts: jnp.sum(c * model.batch(u, ts) ** 2))(m, ts)
+    gt = jax.grad(lambda ts: jnp.sum(c * m.batch(u, ts) ** 2))(ts)
+    cell = lambda q: q.cells[0]  # noqa: E731
+    picks = [(lambda q: cell(q).ff1[0], (1, 2)), (lambda q: cell(q).time_a[1], (3,)),
+             (lambda q: cell(q).ff2[0], (0, 0)), (lambda q: q.observation.weight, (1, 4))]
+    if layers:
+        picks.append((lambda q: cell(q).backbone[0][0], (2, 5)))
+    h = 1e-6
+    for where, idx in picks:
+        leaf = np.asarray(where(m))
+        fd = []
+        for sign in (1, -1):
+            moved = leaf.copy()
+            moved[idx] += sign * h
+            fd.append(ref(eqx.tree_at(where, m, jnp.asarray(moved))))
+        expect = (fd[0] - fd[1]) / (2 * h)
+        assert abs(expect) > 1e-8
+        np.testing.assert_allclose(np.asarray(where(g))[idx], expect, rtol=1e-6, atol=1e-9)
+    moved = [tn.copy(), tn.copy()]
+    moved[0][2, 3] += h
+    moved[1][2, 3] -= h
+    expect = (ref(m, moved[0]) - ref(m, moved[1])) / (2 * h)
+    np.testing.assert_allclose(gt[2, 3], expect, rtol=1e-6, atol=1e-9)
+
+
 def test_wired_cfc_ignores_absent_synapses(getkey):
     m = dr.models.CfC(4, W.NCP(5, 4, 2, 2, 2, 3, 2, seed=1), key=getkey())
     mask = m.wiring.layer_input_masks()[0]

@@ -8,6 +8,8 @@ backbone; wired CfC as `ncps.torch.WiredCfCCell`).
 
 from __future__ import annotations
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -335,9 +337,144 @@ class CfC(AbstractLiquidModel):
             return flat
         return flat[inverse]
 
+    def _fast_batch(self, u, ts, z0, key):
+        """States `(batch, time, state)` by the dense-CfC sequence with a hand-written
+        gradient (`_dense_sequence`), or None where it does not apply (wired or mixed-memory
+        models, the `pure` mode, active dropout, mixed dtypes)."""
+        cell = self.cells[0]
+        params = [x for x in jax.tree.leaves(cell) if eqx.is_array(x)]
+        if (self.wiring is not None or self.mixed_memory or self.mode == "pure"
+                or (key is not None and cell.dropout > 0.0)
+                or any(x.dtype != u.dtype for x in params) or z0.dtype != u.dtype):
+            return None
+        heads = tuple(jnp.concatenate([p[i] for p in (cell.ff1, cell.ff2, cell.time_a,
+                                                      cell.time_b)]) for i in (0, 1))
+        states = _dense_sequence(self.mode, cell.activation, (cell.backbone, heads),
+                                 jnp.swapaxes(u, 0, 1), jnp.swapaxes(ts, 0, 1), z0)
+        return jnp.swapaxes(states, 0, 1)
+
     def cell(self, z, u, timespan, key=None):
         n = self.units
         if self.mixed_memory:
             h, c = self.lstm(u, z[:n], z[n:])
             return jnp.concatenate([self._cfc(h, u, timespan, key), c])
         return self._cfc(z, u, timespan, key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast batched sequence for the dense CfC (default and no_gate modes)
+#
+# A training step of the dense CfC is a chain of small matrix products per time step. With
+# automatic differentiation of the scan, every step of the backward pass also forms the weight
+# gradients `x_tᵀ dz_t` (inner dimension = batch) and accumulates them. Here the backward scan
+# only propagates the state cotangent and emits the per-step pre-activation cotangents; the
+# weight gradients are then one matrix product each over all T·B rows (and the input part of
+# the first layer is one product over all steps in the forward pass too).
+
+
+def _act_grad(name, pre):
+    act = _ACTIVATIONS[name]
+    return jax.jvp(act, (pre,), (jnp.ones_like(pre),))[1]
+
+
+def _dense_forward(mode, activation, weights, u, ts, h0):
+    """Scan over time (time-major `u (T, B, I)`, `ts (T, B)`, `h0 (B, H)`); returns the
+    states and what the backward pass needs."""
+    layers, heads = weights
+    n_in = u.shape[-1]
+    w1, b1 = layers[0] if layers else heads
+    pin = u @ w1[:, :n_in].T + b1  # input part of the first layer, all steps at once
+    w1h = w1[:, n_in:]
+    act = _ACTIVATIONS[activation]
+    wh, bh = heads
+
+    def body(h, xs):
+        p, t = xs
+        pres, outs = [], []
+        pre = p + h @ w1h.T
+        if layers:
+            x = act(pre)
+            pres.append(pre)
+            outs.append(x)
+            for w, b in layers[1:]:
+                pre = x @ w.T + b
+                x = act(pre)
+                pres.append(pre)
+                outs.append(x)
+            z = x @ wh.T + bh
+        else:
+            z = pre
+        ff1, ff2, ta, tb = jnp.split(z, 4, -1)
+        a, c = jnp.tanh(ff1), jnp.tanh(ff2)
+        g = jax.nn.sigmoid(ta * t[:, None] + tb)
+        new = a + g * c if mode == "no_gate" else a * (1.0 - g) + g * c
+        return new, (new, tuple(pres), tuple(outs), a, c, g, ta)
+
+    _, res = jax.lax.scan(body, h0, (pin, ts))
+    return res
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _dense_sequence(mode, activation, weights, u, ts, h0):
+    return _dense_forward(mode, activation, weights, u, ts, h0)[0]
+
+
+def _dense_sequence_fwd(mode, activation, weights, u, ts, h0):
+    res = _dense_forward(mode, activation, weights, u, ts, h0)
+    return res[0], (weights, u, ts, h0, res)
+
+
+def _dense_sequence_bwd(mode, activation, saved, d_states):
+    weights, u, ts, h0, (hs, pres, outs, a_s, c_s, g_s, ta_s) = saved
+    layers, (wh, bh) = weights
+    n_in = u.shape[-1]
+    w1 = layers[0][0] if layers else wh
+    w1h = w1[:, n_in:]
+
+    def body(dh, xs):
+        dho, pre_t, x_t, a, c, g, t = xs
+        dh = dh + dho
+        if mode == "no_gate":
+            da, dc, dg = dh, dh * g, dh * c
+        else:
+            da, dc, dg = dh * (1.0 - g), dh * g, dh * (c - a)
+        dl = dg * g * (1.0 - g)
+        dz = jnp.concatenate([da * (1.0 - a * a), dc * (1.0 - c * c), dl * t[:, None], dl], -1)
+        dpres = []
+        if layers:
+            dx = dz @ wh
+            for i in range(len(layers) - 1, -1, -1):
+                dpre = dx * _act_grad(activation, pre_t[i])
+                dpres.append(dpre)
+                if i:
+                    dx = dpre @ layers[i][0]
+            dpres.reverse()
+            d_first = dpres[0]
+        else:
+            d_first = dz
+        return d_first @ w1h, (dz, tuple(dpres), dl)
+
+    dh0, (dzs, dpres, dls) = jax.lax.scan(
+        body, jnp.zeros_like(h0), (d_states, pres, outs, a_s, c_s, g_s, ts), reverse=True)
+    steps, batch = u.shape[:2]
+
+    def outer(d, x):  # Σ_{t,b} d_tbᵀ x_tb as one matrix product over T·B rows
+        return d.reshape(steps * batch, -1).T @ x.reshape(steps * batch, -1)
+
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
+    first_in = jnp.concatenate([u, h_prev], -1)
+    d_first = dpres[0] if layers else dzs
+    if layers:
+        d_layers = [(outer(d_first, first_in), d_first.sum((0, 1)))]
+        for i in range(1, len(layers)):
+            d_layers.append((outer(dpres[i], outs[i - 1]), dpres[i].sum((0, 1))))
+        d_heads = (outer(dzs, outs[-1]), dzs.sum((0, 1)))
+    else:
+        d_layers = []
+        d_heads = (outer(dzs, first_in), dzs.sum((0, 1)))
+    du = d_first @ w1[:, :n_in]
+    dts = jnp.sum(dls * ta_s, -1)
+    return (tuple(d_layers), d_heads), du, dts, dh0
+
+
+_dense_sequence.defvjp(_dense_sequence_fwd, _dense_sequence_bwd)

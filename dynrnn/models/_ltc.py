@@ -387,6 +387,11 @@ def _batched(model, u, ts, state0, engine, deer_options, return_state, key):
         z0 = jnp.zeros((b, model.state_size), dtype)
     else:
         z0 = jnp.broadcast_to(jnp.asarray(state0, dtype), (b, model.state_size))
+    fast = getattr(model, "_fast_batch", None) if engine == "sequential" else None
+    states = None if fast is None else fast(u, ts, z0, key)
+    if states is not None:  # a whole-sequence implementation (see `CfC._fast_batch`)
+        out = jax.vmap(jax.vmap(model.observation))(states)
+        return (out, states) if return_state else out
     keys = None if key is None else jr.split(key, b)
     plan = getattr(model, "_batch_plan", None) if engine == "sequential" else None
     # Per-sample copies of the derived parameters (see `LTC._batch_plan`); None otherwise.
