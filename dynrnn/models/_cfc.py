@@ -377,9 +377,19 @@ def _act_grad(name, pre):
     return jax.jvp(act, (pre,), (jnp.ones_like(pre),))[1]
 
 
+def _dense_gates(mode, z, t):
+    """`(h_new, a, c, g)` from the head pre-activations `z = [ff1, ff2, t_a, t_b]`."""
+    ff1, ff2, ta, tb = jnp.split(z, 4, -1)
+    a, c = jnp.tanh(ff1), jnp.tanh(ff2)
+    g = jax.nn.sigmoid(ta * t[..., None] + tb)
+    new = a + g * c if mode == "no_gate" else a * (1.0 - g) + g * c
+    return new, a, c, g
+
+
 def _dense_forward(mode, activation, weights, u, ts, h0):
     """Scan over time (time-major `u (T, B, I)`, `ts (T, B)`, `h0 (B, H)`); returns the
-    states and what the backward pass needs."""
+    states and, for the backward pass, the pre-activations of every layer and of the heads
+    (everything else is recomputed from them outside the scans, vectorised over time)."""
     layers, heads = weights
     n_in = u.shape[-1]
     w1, b1 = layers[0] if layers else heads
@@ -390,25 +400,20 @@ def _dense_forward(mode, activation, weights, u, ts, h0):
 
     def body(h, xs):
         p, t = xs
-        pres, outs = [], []
+        pres = []
         pre = p + h @ w1h.T
         if layers:
-            x = act(pre)
             pres.append(pre)
-            outs.append(x)
+            x = act(pre)
             for w, b in layers[1:]:
                 pre = x @ w.T + b
-                x = act(pre)
                 pres.append(pre)
-                outs.append(x)
+                x = act(pre)
             z = x @ wh.T + bh
         else:
             z = pre
-        ff1, ff2, ta, tb = jnp.split(z, 4, -1)
-        a, c = jnp.tanh(ff1), jnp.tanh(ff2)
-        g = jax.nn.sigmoid(ta * t[:, None] + tb)
-        new = a + g * c if mode == "no_gate" else a * (1.0 - g) + g * c
-        return new, (new, tuple(pres), tuple(outs), a, c, g, ta)
+        new = _dense_gates(mode, z, t)[0]
+        return new, (new, tuple(pres), z)
 
     _, res = jax.lax.scan(body, h0, (pin, ts))
     return res
@@ -425,14 +430,16 @@ def _dense_sequence_fwd(mode, activation, weights, u, ts, h0):
 
 
 def _dense_sequence_bwd(mode, activation, saved, d_states):
-    weights, u, ts, h0, (hs, pres, outs, a_s, c_s, g_s, ta_s) = saved
+    weights, u, ts, h0, (hs, pres, zs) = saved
     layers, (wh, bh) = weights
     n_in = u.shape[-1]
     w1 = layers[0][0] if layers else wh
     w1h = w1[:, n_in:]
+    _, a_s, c_s, g_s = _dense_gates(mode, zs, ts)  # all steps at once
+    act_grads = tuple(_act_grad(activation, pre) for pre in pres)
 
     def body(dh, xs):
-        dho, pre_t, x_t, a, c, g, t = xs
+        dho, grads_t, a, c, g, t = xs
         dh = dh + dho
         if mode == "no_gate":
             da, dc, dg = dh, dh * g, dh * c
@@ -444,7 +451,7 @@ def _dense_sequence_bwd(mode, activation, saved, d_states):
         if layers:
             dx = dz @ wh
             for i in range(len(layers) - 1, -1, -1):
-                dpre = dx * _act_grad(activation, pre_t[i])
+                dpre = dx * grads_t[i]
                 dpres.append(dpre)
                 if i:
                     dx = dpre @ layers[i][0]
@@ -455,7 +462,7 @@ def _dense_sequence_bwd(mode, activation, saved, d_states):
         return d_first @ w1h, (dz, tuple(dpres), dl)
 
     dh0, (dzs, dpres, dls) = jax.lax.scan(
-        body, jnp.zeros_like(h0), (d_states, pres, outs, a_s, c_s, g_s, ts), reverse=True)
+        body, jnp.zeros_like(h0), (d_states, act_grads, a_s, c_s, g_s, ts), reverse=True)
     steps, batch = u.shape[:2]
 
     def outer(d, x):  # Σ_{t,b} d_tbᵀ x_tb as one matrix product over T·B rows
@@ -463,6 +470,8 @@ def _dense_sequence_bwd(mode, activation, saved, d_states):
 
     h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
     first_in = jnp.concatenate([u, h_prev], -1)
+    act = _ACTIVATIONS[activation]
+    outs = [act(pre) for pre in pres]
     d_first = dpres[0] if layers else dzs
     if layers:
         d_layers = [(outer(d_first, first_in), d_first.sum((0, 1)))]
@@ -473,7 +482,8 @@ def _dense_sequence_bwd(mode, activation, saved, d_states):
         d_layers = []
         d_heads = (outer(dzs, first_in), dzs.sum((0, 1)))
     du = d_first @ w1[:, :n_in]
-    dts = jnp.sum(dls * ta_s, -1)
+    ta = jnp.split(zs, 4, -1)[2]
+    dts = jnp.sum(dls * ta, -1)
     return (tuple(d_layers), d_heads), du, dts, dh0
 
 
