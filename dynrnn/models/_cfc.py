@@ -159,6 +159,12 @@ class CfC(AbstractLiquidModel):
     **Mixed memory**: an LSTM step first (`h, c ← LSTM(u, h, c)`), then the CfC step from the
     LSTM's `h`; the flat state is `[h; c]`.
 
+    **Batches**: `batch` of a dense CfC (`default`/`no_gate` mode, no mixed memory, no active
+    dropout) runs one scan over the whole batch with a hand-written reverse-mode gradient (each
+    weight gradient one matrix product over all steps; faster training). Forward-mode
+    differentiation (`jax.jvp`, `jax.jacfwd`) is not defined through it: use
+    `jax.vmap(lambda u, t: model(u, timespans=t))` for that.
+
     **Output**: the first `n` state units (all hidden units, or the motor neurons), followed by
     a dense `Linear(n → output)` if `output` is given (ncps `proj_size`). For reconstruction,
     `observation="identity"`/`"affine"`/an observation model replaces this map.
