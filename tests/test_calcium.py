@@ -210,7 +210,11 @@ def test_cosmoothing(getkey):
     np.testing.assert_array_less(1 - base, 1.5 * bound + 0.005)
     model = dr.models.ShallowPLRNN(4, 8, 4, key=getkey())
     r2 = dr.models.cosmoothing_r2(model, x[:400], x[400:], held_out, alpha=1.0)
-    assert r2.shape == (2,) and np.all(r2 > 0.9)  # observed units carry the held-in data
+    # With α = 1 and one latent per held-in neuron the inferred states are the held-in data
+    # themselves, so co-smoothing must equal the baseline (a fixed threshold failed for
+    # draws where a held-out neuron has little signal variance).
+    assert r2.shape == (2,)
+    np.testing.assert_allclose(r2, base, rtol=1e-9)
     states = dr.models.infer_states(model, x[:50, [0, 2, 3, 5]], alpha=1.0)
     np.testing.assert_allclose(states[:, :4], x[:50, [0, 2, 3, 5]], rtol=1e-12)
     with pytest.raises(DynrnnValueError, match="held-in"):
