@@ -400,22 +400,25 @@ def _dense_forward(mode, activation, weights, u, ts, h0):
     n_in = u.shape[-1]
     w1, b1 = layers[0] if layers else heads
     pin = u @ w1[:, :n_in].T + b1  # input part of the first layer, all steps at once
-    w1h = w1[:, n_in:]
     act = _ACTIVATIONS[activation]
     wh, bh = heads
+    # Transposed once outside the loop (a materialised copy), so every step multiplies by a
+    # matrix in the layout the matrix kernel takes directly.
+    w1h_t, wh_t, ws_t = jax.lax.optimization_barrier(
+        (w1[:, n_in:].T, wh.T, tuple(w.T for w, _ in layers[1:])))
 
     def body(h, xs):
         p, t = xs
         pres = []
-        pre = p + h @ w1h.T
+        pre = p + h @ w1h_t
         if layers:
             pres.append(pre)
             x = act(pre)
-            for w, b in layers[1:]:
-                pre = x @ w.T + b
+            for w_t, (_, b) in zip(ws_t, layers[1:]):
+                pre = x @ w_t + b
                 pres.append(pre)
                 x = act(pre)
-            z = x @ wh.T + bh
+            z = x @ wh_t + bh
         else:
             z = pre
         new = _dense_gates(mode, z, t)[0]
