@@ -468,9 +468,9 @@ def _dense_sequence_bwd(mode, activation, saved, d_states):
             d_first = dpres[0]
         else:
             d_first = dz
-        return d_first @ w1h, (dz, tuple(dpres), dl)
+        return d_first @ w1h, (dz, tuple(dpres))
 
-    dh0, (dzs, dpres, dls) = jax.lax.scan(
+    dh0, (dzs, dpres) = jax.lax.scan(
         body, jnp.zeros_like(h0), (d_states, act_grads, a_s, c_s, g_s, ts), reverse=True)
     steps, batch = u.shape[:2]
 
@@ -491,8 +491,9 @@ def _dense_sequence_bwd(mode, activation, saved, d_states):
         d_layers = []
         d_heads = (outer(dzs, first_in), dzs.sum((0, 1)))
     du = d_first @ w1[:, :n_in]
-    ta = jnp.split(zs, 4, -1)[2]
-    dts = jnp.sum(dls * ta, -1)
+    _, _, ta, _ = jnp.split(zs, 4, -1)
+    dl = jnp.split(dzs, 4, -1)[3]  # the t_b block of dz is the gate's logit cotangent
+    dts = jnp.sum(dl * ta, -1)
     return (tuple(d_layers), d_heads), du, dts, dh0
 
 
