@@ -158,6 +158,17 @@ def bench_jax(solver, opt, update, x, y, lam=0.0):
     return Run(wall, cpu, [float(m) for m in mses], [int(n) for n in nfes])
 
 
+def _torch_linear(lyr):
+    """A `torch.nn.Linear` holding the weights of an `eqx.nn.Linear` (same initial weights)."""
+    import torch
+
+    t = torch.nn.Linear(lyr.in_features, lyr.out_features)
+    with torch.no_grad():
+        t.weight.copy_(torch.from_numpy(np.array(lyr.weight)))
+        t.bias.copy_(torch.from_numpy(np.array(lyr.bias)))
+    return t
+
+
 def bench_torch(x, y, threads):
     try:
         import torch
@@ -170,13 +181,7 @@ def bench_torch(x, y, threads):
     class Field(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.layers = torch.nn.ModuleList()
-            for lyr in lin:
-                t = torch.nn.Linear(lyr.in_features, lyr.out_features)
-                with torch.no_grad():
-                    t.weight.copy_(torch.from_numpy(np.array(lyr.weight)))
-                    t.bias.copy_(torch.from_numpy(np.array(lyr.bias)))
-                self.layers.append(t)
+            self.layers = torch.nn.ModuleList(_torch_linear(lyr) for lyr in lin)
             self.nfe = 0
 
         def forward(self, t, z):
@@ -363,17 +368,10 @@ def bench_digits_torch(data, threads):
     (xfit, yfit), (xval, yval), (xte, yte), batches = data
     ref = DigitsODE(dfx.Dopri5())
 
-    def linear(lyr):
-        t = torch.nn.Linear(lyr.in_features, lyr.out_features)
-        with torch.no_grad():
-            t.weight.copy_(torch.from_numpy(np.array(lyr.weight)))
-            t.bias.copy_(torch.from_numpy(np.array(lyr.bias)))
-        return t
-
     class Field(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.l1, self.l2 = (linear(lyr) for lyr in ref.node.func.mlp.layers)
+            self.l1, self.l2 = (_torch_linear(lyr) for lyr in ref.node.func.mlp.layers)
             self.nfe = 0
 
         def forward(self, t, z):
@@ -383,8 +381,8 @@ def bench_digits_torch(data, threads):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lin_in, self.field, self.lin_out = linear(ref.lin_in), Field(), linear(
-                ref.lin_out)
+            self.lin_in, self.field, self.lin_out = (_torch_linear(ref.lin_in), Field(),
+                                                      _torch_linear(ref.lin_out))
             self.ts = torch.tensor([0.0, 1.0])
 
         def forward(self, x):

@@ -422,8 +422,7 @@ def test_cfc_fast_batch_gradient(getkey, mode, layers, activation):
     def ref(model, tn=tn):
         return sum(np.sum(cn[b] * _cfc_reference(model, un[b], tn[b]) ** 2) for b in range(4))
 
-    g = eqx.filter_grad(lambda model, ts: jnp.sum(c * model.batch(u, ts) ** 2))(m, ts)
-    gt = jax.grad(lambda ts: jnp.sum(c * m.batch(u, ts) ** 2))(ts)
+    g, gt = eqx.filter_grad(lambda a: jnp.sum(c * a[0].batch(u, a[1]) ** 2))((m, ts))
     cell = lambda q: q.cells[0]  # noqa: E731
     picks = [(lambda q: cell(q).ff1[0], (1, 2)), (lambda q: cell(q).time_a[1], (3,)),
              (lambda q: cell(q).ff2[0], (0, 0)), (lambda q: q.observation.weight, (1, 4))]
