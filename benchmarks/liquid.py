@@ -16,8 +16,8 @@ classification task, and reconstruction of Lorenz-63 with generalized teacher fo
 Run: `python benchmarks/liquid.py --speed` (or `--fidelity`, `--lorenz`; none of them: all
 three), `--quick` for a smoke test. `--speed --host-devices=2` adds a data-parallel dynrnn
 column: XLA splits the CPU into 2 devices, each computes the loss and gradient of half the
-batch (`jax.shard_map`), gradients are averaged (`pmean`) and every device applies the same
-Adam update.
+batch (`dr.training.data_parallel`, what `dr.fit(mesh=...)` uses), gradients are averaged in
+one buffer and every device applies the same Adam update.
 """
 
 from __future__ import annotations
@@ -198,29 +198,25 @@ def _median_time(fn, repeats):
 
 
 def jax_step_time(model, u, ts, y, repeats, devices=1):
-    """Median time of one jitted training step. With `devices > 1`, data parallel: each
-    device computes the loss and gradient of its slice of the batch (`shard_map`), the
-    gradients are averaged across devices (`pmean`), and every device applies the same Adam
-    update to its replica of the parameters."""
+    """Median time of one training update (loss, gradient, Adam) as one jitted host call.
+
+    With `devices > 1`, data parallel: each device computes the loss and gradient of its slice
+    of the batch, the gradients are averaged across devices in one buffer
+    (`dr.training.data_parallel`, as `dr.fit(mesh=...)` does), and every device applies the
+    same Adam update to its replica of the parameters."""
     opt = optax.adam(1e-3)
     params, static = eqx.partition(model, eqx.is_inexact_array)
     state = opt.init(params)
 
-    def value_and_grad(p, u, y):
-        def loss(p):
-            return jnp.mean((eqx.combine(p, static).batch(u, ts) - y) ** 2)
+    def loss(p, u, y):
+        return jnp.mean((eqx.combine(p, static).batch(u, ts) - y) ** 2)
 
-        value, grads = jax.value_and_grad(loss)(p)
-        if devices > 1:
-            value, grads = jax.lax.pmean((value, grads), "batch")
-        return value, grads
-
+    value_and_grad = jax.value_and_grad(loss)
     if devices > 1:
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
         mesh = Mesh(np.array(jax.devices()[:devices]), ("batch",))
-        value_and_grad = jax.shard_map(value_and_grad, mesh=mesh, in_specs=(P(), P("batch"),
-                                       P("batch")), out_specs=P(), check_vma=False)
+        value_and_grad = dr.training.data_parallel(value_and_grad, mesh, n_sharded=2)
         u, y = (jax.device_put(a, NamedSharding(mesh, P("batch"))) for a in (u, y))
         params, state = jax.device_put((params, state), NamedSharding(mesh, P()))
 
@@ -237,6 +233,31 @@ def jax_step_time(model, u, ts, y, repeats, devices=1):
         jax.block_until_ready(value)
 
     return _median_time(run, repeats)
+
+
+def fit_step_time(model, inputs, ts, targets, batch, steps_per_call, calls, devices=1):
+    """Time per update of `dr.fit` itself in its supervised mode (minibatches of `batch`
+    sequences drawn from `inputs`, Adam, `steps_per_call` updates per jitted host call, with
+    `mesh` when `devices > 1`): the median interval between the callbacks that `dr.fit` calls
+    after each host call (the first, which compiles, left out), divided by `steps_per_call`."""
+    mesh = None
+    if devices > 1:
+        from jax.sharding import Mesh
+
+        mesh = Mesh(np.array(jax.devices()[:devices]), ("batch",))
+
+    def loss(m, u, y, *, key):
+        return jnp.mean((m.batch(u, ts) - y) ** 2)
+
+    stamps = []
+
+    def stamp(step, model, logs):
+        stamps.append(time.perf_counter())
+
+    dr.fit(model, (inputs, targets), loss=loss, optimizer=optax.adam(1e-3),
+           n_steps=steps_per_call * (calls + 1), batch_size=batch, key=jr.PRNGKey(0),
+           steps_per_call=steps_per_call, progress=False, callbacks=[stamp], mesh=mesh)
+    return statistics.median(np.diff(stamps)) / steps_per_call
 
 
 def torch_step_time(module, u, ts, y, repeats):
@@ -275,40 +296,49 @@ def speed(args):
         ("LTC, 32 units, 4 motor", lambda: nt.LTC(n_in, nw.FullyConnected(32, 4)), 4),
         ("LTC wired AutoNCP(32, 4)", lambda: nt.LTC(n_in, nw.AutoNCP(32, 4)), 4),
     ]
+    k = args.updates_per_call
+    n_dev = len(jax.devices())
     print(f"\n### Training step, batch {b}, T = {length}, {n_in} inputs, float32 "
           "(forward + MSE + backward + Adam)\n")
-    print("ncps is timed with 2 and with 1 PyTorch thread; the speed-up is against the faster "
+    print("ncps is timed with 2 and with 1 PyTorch thread; speed-ups are against the faster "
           "of the two (wall time) and against the smaller CPU time (process time, all "
-          "threads).\n")
-    n_dev = len(jax.devices())
-    dp = (f" dynrnn {n_dev} devices (ms) | speed-up (wall) | dynrnn {n_dev} devices CPU (ms) | "
-          "speed-up (CPU) |") if n_dev > 1 else ""
-    print("| model | ncps 2 threads (ms) | ncps 1 thread (ms) | dynrnn (ms) | speed-up (wall) "
-          "| ncps CPU (ms) | dynrnn CPU (ms) | speed-up (CPU) |" + dp)
-    print("|---|---|---|---|---|---|---|---|" + "---|" * (4 if n_dev > 1 else 0))
+          "threads). dynrnn: one jitted host call per update, and `dr.fit` itself (supervised "
+          f"mode, batches of {b} drawn from {k * b} sequences, Adam, `steps_per_call={k}`; "
+          "time per update from the intervals between its callbacks)"
+          + (f"; on 1 device and data parallel on {n_dev} CPU devices "
+             "(`dr.training.data_parallel`, `dr.fit(mesh=...)`)" if n_dev > 1 else "")
+          + ".\n")
+    cols = ["1 device", "dr.fit, 1 device"]
+    if n_dev > 1:
+        cols += [f"{n_dev} devices", f"dr.fit, {n_dev} devices"]
+    print("| model | ncps 2 threads (ms) | ncps 1 thread (ms) | ncps CPU (ms) | dynrnn CPU, "
+          "1 device (ms) | " + " | ".join(f"dynrnn {c} (ms)" for c in cols) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(cols))
     for name, make_ref, n_out in configs:
         torch.manual_seed(0)
         ref = make_ref()
         # Same weights on both sides (so both do the same arithmetic).
         ours = dr.interop.from_ncps(ref, dtype=jnp.float32)
         y = rng.normal(size=(b, length, n_out)).astype(np.float32)
+        many_u = jnp.asarray(rng.normal(size=(k * b, length, n_in)).astype(np.float32))
+        many_y = jnp.asarray(rng.normal(size=(k * b, length, n_out)).astype(np.float32))
         ref_times = {}
         for threads in (2, 1):
             torch.set_num_threads(threads)
             ref_times[threads] = torch_step_time(ref, u, ts_ncps, y, args.repeats)
-        t_ours = jax_step_time(ours, jnp.asarray(u), jnp.asarray(ts_shared), jnp.asarray(y),
-                               args.repeats)
         best_wall = min(t[0] for t in ref_times.values())
         best_cpu = min(t[1] for t in ref_times.values())
-        row = (f"| {name} | {1e3 * ref_times[2][0]:.1f} | {1e3 * ref_times[1][0]:.1f} | "
-               f"{1e3 * t_ours[0]:.1f} | {best_wall / t_ours[0]:.1f}x | {1e3 * best_cpu:.1f} | "
-               f"{1e3 * t_ours[1]:.1f} | {best_cpu / t_ours[1]:.1f}x |")
-        if n_dev > 1:
-            t_dp = jax_step_time(ours, jnp.asarray(u), jnp.asarray(ts_shared), jnp.asarray(y),
-                                 args.repeats, devices=n_dev)
-            row += (f" {1e3 * t_dp[0]:.1f} | {best_wall / t_dp[0]:.1f}x | {1e3 * t_dp[1]:.1f} | "
-                    f"{best_cpu / t_dp[1]:.1f}x |")
-        print(row)
+        ts_j = jnp.asarray(ts_shared)
+        times = []
+        for devices in (1, n_dev) if n_dev > 1 else (1,):
+            times.append(jax_step_time(ours, jnp.asarray(u), ts_j, jnp.asarray(y),
+                                       args.repeats, devices))
+            times.append((fit_step_time(ours, many_u, ts_j, many_y, b, k, args.fit_calls,
+                                        devices), None))
+        cells = " | ".join(f"{1e3 * w:.1f} ({best_wall / w:.1f}x)" for w, _ in times)
+        print(f"| {name} | {1e3 * ref_times[2][0]:.1f} | {1e3 * ref_times[1][0]:.1f} | "
+              f"{1e3 * best_cpu:.1f} | {1e3 * times[0][1]:.1f} ({best_cpu / times[0][1]:.1f}x)"
+              f" | {cells} |", flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -382,6 +412,10 @@ def main():
     parser.add_argument("--keep", type=int, default=20)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--updates-per-call", type=int, default=50,
+                        help="`steps_per_call` of the speed table's dr.fit columns")
+    parser.add_argument("--fit-calls", type=int, default=5,
+                        help="timed host calls of dr.fit per speed-table cell")
     parser.add_argument("--lorenz-steps", type=int, default=3000)
     parser.add_argument("--lorenz-seq", type=int, default=50)
     parser.add_argument("--lorenz-alpha", type=float, default=0.3)
@@ -395,6 +429,7 @@ def main():
         args.speed = args.fidelity = args.lorenz = True
     if args.quick:
         args.steps, args.search_steps, args.repeats, args.lorenz_steps = 100, 20, 3, 50
+        args.updates_per_call, args.fit_calls = 3, 2
     print(f"JAX {jax.__version__}, devices {jax.devices()}, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
     if args.speed:

@@ -72,7 +72,56 @@ SHARDED = textwrap.dedent(
     e1 = dr.fit_ensemble(models, x, **kw)
     e2 = dr.fit_ensemble(models, x, mesh=Mesh(np.array(jax.devices()), ("ensemble",)), **kw)
     err2 = max(diff(e1.models[i], e2.models[i]) for i in range(4))
-    print("ERR", err, err2)
+    # Supervised mode: a CfC through its batched path, with a regulariser evaluated once.
+    rng = np.random.default_rng(0)
+    u, y = rng.normal(size=(40, 12, 3)), rng.normal(size=(40, 12, 2))
+    cfc = dr.models.CfC(3, 6, 2, backbone_units=8, key=jr.PRNGKey(1))
+    def mse(model, u, y, *, key):
+        return ((model.batch(u) - y) ** 2).mean()
+    def reg(model, u):  # not a mean over the batch: must not be split across devices
+        return 1e-3 * (model.batch(u[:1]) ** 2).sum()
+    skw = dict(loss=mse, regularizer=reg, n_steps=20, batch_size=8, key=jr.PRNGKey(4),
+               steps_per_call=10, progress=False)
+    import logging
+    compiles = []
+    class Count(logging.Handler):
+        def emit(self, record):
+            if "compilation of jit(run_chunk)" in record.getMessage():
+                compiles.append(record)
+    logging.getLogger("jax").addHandler(Count())
+    jax.config.update("jax_log_compiles", True)
+    sharded3 = dr.fit(cfc, (u, y), mesh=mesh, **skw)  # 2 host calls
+    jax.config.update("jax_log_compiles", False)
+    # parameters are replicated before the first call, so the second does not compile again
+    assert len(compiles) == 1, len(compiles)
+    err3 = diff(dr.fit(cfc, (u, y), **skw).model, sharded3.model)
+    try:
+        dr.fit(cfc, (u, y), mesh=mesh, **dict(skw, batch_size=6))
+        raise SystemExit("supervised batch_size 6 on 4 devices was accepted")
+    except ValueError as e:
+        assert "batch_size" in str(e) and "divisible" in str(e), e
+    # pmean_flat: one collective per dtype, shapes and dtypes kept, ints averaged alone.
+    from jax.sharding import PartitionSpec as P
+    import jax.numpy as jnp
+    def local(x):
+        i = jax.lax.axis_index("batch")
+        tree = {"a": jnp.full((2, 3), i, jnp.float64) + x[0], "b": jnp.full((4,), 2 * i, jnp.float32),
+                "c": (jnp.full((), i, jnp.int32), jnp.full((5, 1), -i, jnp.float64))}
+        return dr.training.pmean_flat(tree, "batch")
+    out = jax.shard_map(local, mesh=mesh, in_specs=P("batch"), out_specs=P(),
+                        check_vma=False)(jnp.zeros(4))
+    assert out["a"].shape == (2, 3) and out["a"].dtype == jnp.float64
+    assert out["b"].dtype == jnp.float32 and np.isclose(out["c"][0], 1.5)  # as lax.pmean
+    assert np.allclose(out["a"], 1.5) and np.allclose(out["b"], 3.0)
+    assert np.allclose(out["c"][1], -1.5) and out["c"][1].shape == (5, 1)
+    vg = dr.training.data_parallel(lambda p, u: (p * u).mean(), mesh)
+    try:
+        vg(1.0, jnp.ones(6))
+        raise SystemExit("a batch of 6 on 4 devices was accepted by data_parallel")
+    except ValueError as e:
+        assert "divisible" in str(e) and "(6,)" in str(e), e
+    assert np.isclose(vg(2.0, jnp.arange(8.0)), 7.0)
+    print("ERR", err, err2, err3)
     """
 )
 
@@ -85,6 +134,6 @@ def test_sharded_equals_single_device(series, tmp_path):
     out = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "x.npy")],
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    err, err2 = (float(v) for v in out.stdout.split("ERR")[1].split())
+    err, err2, err3 = (float(v) for v in out.stdout.split("ERR")[1].split())
     # data-parallel reductions change the summation order: agreement to float64 rounding
-    assert err < 1e-9 and err2 < 1e-9
+    assert err < 1e-9 and err2 < 1e-9 and err3 < 1e-9

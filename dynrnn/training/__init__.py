@@ -4,6 +4,7 @@ from ._checkpoint import load as load, save as save
 from ._compare import compare as compare, to_markdown as to_markdown
 from ._ensemble import EnsembleResult as EnsembleResult, fit_ensemble as fit_ensemble
 from ._evaluate import evaluate as evaluate, generate as generate
+from ._parallel import data_parallel as data_parallel, pmean_flat as pmean_flat
 from ._fit import FitResult as FitResult, default_optimizer as default_optimizer, fit as fit
 from ._forcing import (
     GTF as GTF,
@@ -18,5 +19,5 @@ from ._forcing import (
 
 __all__ = [
     "AbstractTeacherForcing", "EnsembleResult", "FitResult", "GTF", "STF", "compare",
-    "evaluate", "fit", "fit_ensemble", "generate", "load", "save",
+    "data_parallel", "evaluate", "fit", "fit_ensemble", "generate", "load", "pmean_flat", "save",
 ]
