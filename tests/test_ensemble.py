@@ -105,7 +105,8 @@ SHARDED = textwrap.dedent(
     import jax.numpy as jnp
     def local(x):
         i = jax.lax.axis_index("batch")
-        tree = {"a": jnp.full((2, 3), i, jnp.float64) + x[0], "b": jnp.full((4,), 2 * i, jnp.float32),
+        tree = {"a": jnp.full((2, 3), i, jnp.float64) + x[0],
+                "b": jnp.full((4,), 2 * i, jnp.float32),
                 "c": (jnp.full((), i, jnp.int32), jnp.full((5, 1), -i, jnp.float64))}
         return dr.training.pmean_flat(tree, "batch")
     out = jax.shard_map(local, mesh=mesh, in_specs=P("batch"), out_specs=P(),

@@ -16,10 +16,12 @@ def pmean_flat(tree: PyTree, axis_name: str) -> PyTree:
 
     Inside `jax.shard_map`, the leaves of each floating dtype are concatenated into one
     vector, averaged across the devices of `axis_name`, and split back into the tree's
-    shapes. On CPU devices every collective is a rendezvous of the device threads; a model's
-    gradient has tens of leaves, and averaging them one by one cost ~1 ms per update
-    (dense CfC, 2 CPU devices: 8.2 -> 7.3 ms measured in one run, `benchmarks/liquid.py`).
-    Non-floating leaves are averaged on their own, as `pmean` would.
+    shapes. On CPU devices every collective is a rendezvous of the device threads, and a
+    model's gradient has tens of leaves: averaging them one by one cost ~1 ms per update for
+    a dense CfC's batched gradient on 2 CPU devices (8.2 -> 7.3 ms) and more where the
+    gradient has more leaves (CfC GTF update in `dr.fit`: 16.2 -> 7.4 ms; see
+    `benchmarks/RESULTS.md`). Non-floating leaves are averaged on their own, as `pmean`
+    would.
     """
     leaves, treedef = jax.tree.flatten(tree)
     out: list = [None] * len(leaves)
@@ -30,7 +32,7 @@ def pmean_flat(tree: PyTree, axis_name: str) -> PyTree:
             groups.setdefault(leaf.dtype, []).append(i)
         else:
             out[i] = jax.lax.pmean(leaf, axis_name)
-    for dtype, idx in groups.items():
+    for idx in groups.values():
         flat = jnp.concatenate([jnp.ravel(leaves[i]) for i in idx])
         flat = jax.lax.pmean(flat, axis_name)
         start = 0
@@ -57,7 +59,7 @@ def data_parallel(
     Explicit per-device gradients avoid what automatic partitioning does with a scan over
     time whose weights are shared: a cross-device reduction of the weight gradient at every
     time step (measured: CfC with GTF, 2 CPU devices, 94.5 ms per update instead of 10.6 ms
-    on one). `dr.fit(..., mesh=...)` uses this in its reconstruction mode.
+    on one). `dr.fit(..., mesh=...)` uses this in both its modes.
     """
     from jax.sharding import PartitionSpec
 
