@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
@@ -130,4 +133,16 @@ def test_lorenz_reconstruction_task_on_shared_data(shared_data, getkey):
     ds = dr.compare(["s6"], {"lorenz63": task}, n_steps=300, batch_size=16, d_model=16,
                     key=getkey())
     assert str(ds["metric"].values[0]) == "D_stsp"
-    assert np.isfinite(float(ds["score"])) and 0 <= float(ds["score_D_H"]) <= 1
+    assert np.isfinite(ds["score"].item()) and 0 <= ds["score_D_H"].item() <= 1
+
+
+def test_lorenz_generate_keeps_model_precision(getkey):
+    """Free-running generation from a float32 context with a float64 model: the carried window
+    takes the model's precision, and the first generated point is the model's prediction."""
+    task = dr.tasks.Lorenz63Reconstruction(seq_len=8)
+    model = task.make_model("linear", d_model=8, n_layers=1, key=getkey())
+    assert jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))[0].dtype == jnp.float64
+    ctx = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    gen = task.generate(model, jnp.asarray(ctx), 5)
+    assert gen.shape == (5, 3) and gen.dtype == jnp.float64
+    np.testing.assert_allclose(gen[0], model(jnp.asarray(ctx, jnp.float64))[-1], rtol=1e-12)

@@ -312,8 +312,13 @@ class Lorenz63Reconstruction(AbstractTask):
 
         @eqx.filter_jit
         def run(m, ctx):
+            # The window carries the model's precision (a float64 model on float32 data
+            # would otherwise change the carry's dtype inside the scan).
+            params = jax.tree.leaves(eqx.filter(m, eqx.is_inexact_array))
+            ctx = ctx.astype(jnp.result_type(ctx, *params))
+
             def step(window, _):
-                nxt = m(window)[-1]
+                nxt = m(window)[-1].astype(window.dtype)
                 return jnp.concatenate([window[1:], nxt[None]]), nxt
 
             return jax.lax.scan(step, ctx, None, length=n_steps)[1]
