@@ -63,6 +63,14 @@ SHARDED = textwrap.dedent(
         return max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
                    for a, b in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(v)))
     err = diff(single.model, sharded.model)
+    # interrupted after the first host call and resumed from its checkpoint, on the mesh
+    import tempfile
+    ck = tempfile.mkdtemp()
+    dr.fit(m, x, mesh=mesh, checkpoint_dir=ck, callbacks=[lambda *a: True], **kw)
+    import os
+    assert dr.load(os.path.join(ck, "last.eqx"), return_metadata=True)[1]["next_chunk"] == 1
+    resumed = dr.fit(m, x, mesh=mesh, checkpoint_dir=ck, **kw)
+    assert diff(resumed.model, sharded.model) < 1e-12, diff(resumed.model, sharded.model)
     try:
         dr.fit(m, x, mesh=mesh, **dict(kw, batch_size=6))
         raise SystemExit("batch_size 6 on 4 devices was accepted")
