@@ -9,6 +9,7 @@ import jax
 import jax.random as jr
 import numpy as np
 import pytest
+from helpers import count_compilations
 
 import dynrnn as dr
 from dynrnn.training._ensemble import _relative_radam
@@ -26,8 +27,11 @@ def test_members_equal_single_fits(series):
     models = [dr.models.ShallowPLRNN(3, 12, 3, key=jr.PRNGKey(i)) for i in range(3)]
     key = jr.PRNGKey(5)
     lrs = [1e-3, 2e-3, 5e-3]
-    res = dr.fit_ensemble(models, series, n_steps=100, batch_size=8, seq_len=30, key=key,
-                          learning_rates=lrs, steps_per_call=50, progress=False)
+    with count_compilations("run_chunk") as compiles:
+        res = dr.fit_ensemble(models, series, n_steps=100, batch_size=8, seq_len=30, key=key,
+                              learning_rates=lrs, steps_per_call=50, progress=False)
+    # two host calls, one compilation (the carry keeps its types between calls)
+    assert len(compiles) == 1, compiles
     assert res.history["loss"].shape == (3, 100) and np.all(res.diverged == -1)
     for i in (0, 2):
         single = dr.fit(models[i], series, n_steps=100, batch_size=8, seq_len=30,

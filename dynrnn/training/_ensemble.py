@@ -124,7 +124,8 @@ def fit_ensemble(
     alpha0 = jnp.asarray([tf.initial_alpha() if alphas is None else a for a in
                           (alphas or [None] * n)], dtype)
     keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(n))
-    stop0 = jnp.full((n,), -1)
+    # strongly typed, as the call returns it (a weak type made the second call compile again)
+    stop0 = jnp.full((n,), -1, jax.dtypes.canonicalize_dtype(jnp.int64))
     if mesh is not None:
         from jax.sharding import NamedSharding, PartitionSpec
 
