@@ -12,6 +12,7 @@ import jax.random as jr
 import numpy as np
 import optax
 import pytest
+from helpers import count_compilations
 
 import dynrnn as dr
 
@@ -171,8 +172,10 @@ def test_supervised_mode(getkey):
     w = np.array([1.0, -2.0, 0.5, 3.0])
     y = x @ w
     model = eqx.nn.Linear(4, "scalar", key=getkey())
-    res = dr.fit(model, (x, y), loss="mse", n_steps=1500, batch_size=32, key=getkey(),
-                 progress=False, learning_rate=3e-2, final_learning_rate=1e-4)
+    with count_compilations("run_chunk") as compiles:
+        res = dr.fit(model, (x, y), loss="mse", n_steps=1500, batch_size=32, key=getkey(),
+                     progress=False, learning_rate=3e-2, final_learning_rate=1e-4)
+    assert len(compiles) == 1, compiles  # 30 host calls, one compilation
     np.testing.assert_allclose(res.model.weight[0], w, atol=1e-2)
     with pytest.raises(ValueError, match="same number of samples"):
         dr.fit(model, (x, y[:10]), n_steps=5, key=getkey(), progress=False)
