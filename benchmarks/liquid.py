@@ -1,10 +1,12 @@
 """Liquid networks: training speed against ncps (PyTorch), fidelity on an irregularly sampled
 classification task, and reconstruction of Lorenz-63 with generalized teacher forcing.
 
-1. Speed (`--speed`, about 2 minutes on an idle 2-core CPU). One training step (forward, MSE
-   loss, backward, Adam) at batch 32, T = 100, for the same model sizes and weights in dynrnn
-   (jitted, float32) and ncps (PyTorch with 2 and with 1 thread); median wall time and median
-   process CPU time of repeated steps, ratios from the same run.
+1. Speed (`--speed`, about 2 minutes on an idle 2-core CPU, 3.5 with `--host-devices=2`). One
+   training step (forward, MSE loss, backward, Adam) at batch 32, T = 100, for the same model
+   sizes and weights in dynrnn (float32) and ncps (PyTorch with 2 and with 1 thread); median
+   wall time and median process CPU time of repeated steps, ratios from the same run. dynrnn
+   is timed as one jitted call per update and as `dr.fit` itself (supervised mode,
+   `steps_per_call=--updates-per-call`, time per update between its callbacks).
 2. Fidelity (`--fidelity`). scikit-learn's 8×8 digits read as a sequence of 32 steps of two
    pixels; each sample keeps a random sorted subset of `keep` steps, and the elapsed times
    between the kept steps are passed as time spans (the GRU gets them as an extra input). CfC,
@@ -14,8 +16,8 @@ classification task, and reconstruction of Lorenz-63 with generalized teacher fo
    D_stsp and D_H (`dr.evaluate`) before and after training.
 
 Run: `python benchmarks/liquid.py --speed` (or `--fidelity`, `--lorenz`; none of them: all
-three), `--quick` for a smoke test. `--speed --host-devices=2` adds a data-parallel dynrnn
-column: XLA splits the CPU into 2 devices, each computes the loss and gradient of half the
+three), `--quick` for a smoke test. `--speed --host-devices=2` adds data-parallel dynrnn
+columns: XLA splits the CPU into 2 devices, each computes the loss and gradient of half the
 batch (`dr.training.data_parallel`, what `dr.fit(mesh=...)` uses), gradients are averaged in
 one buffer and every device applies the same Adam update.
 """
