@@ -68,10 +68,8 @@ SHARDED = textwrap.dedent(
                    for a, b in zip(jax.tree_util.tree_leaves(u), jax.tree_util.tree_leaves(v)))
     err = diff(single.model, sharded.model)
     # interrupted after the first host call and resumed from its checkpoint, on the mesh
-    import tempfile
-    ck = tempfile.mkdtemp()
+    ck = os.path.join(os.path.dirname(sys.argv[1]), "ck")  # in the test's tmp_path
     dr.fit(m, x, mesh=mesh, checkpoint_dir=ck, callbacks=[lambda *a: True], **kw)
-    import os
     assert dr.load(os.path.join(ck, "last.eqx"), return_metadata=True)[1]["next_chunk"] == 1
     resumed = dr.fit(m, x, mesh=mesh, checkpoint_dir=ck, **kw)
     assert diff(resumed.model, sharded.model) < 1e-12, diff(resumed.model, sharded.model)
@@ -94,16 +92,9 @@ SHARDED = textwrap.dedent(
         return 1e-3 * (model.batch(u[:1]) ** 2).sum()
     skw = dict(loss=mse, regularizer=reg, n_steps=20, batch_size=8, key=jr.PRNGKey(4),
                steps_per_call=10, progress=False)
-    import logging
-    compiles = []
-    class Count(logging.Handler):
-        def emit(self, record):
-            if "compilation of jit(run_chunk)" in record.getMessage():
-                compiles.append(record)
-    logging.getLogger("jax").addHandler(Count())
-    jax.config.update("jax_log_compiles", True)
-    sharded3 = dr.fit(cfc, (u, y), mesh=mesh, **skw)  # 2 host calls
-    jax.config.update("jax_log_compiles", False)
+    from helpers import count_compilations  # tests/ is on PYTHONPATH
+    with count_compilations("run_chunk") as compiles:
+        sharded3 = dr.fit(cfc, (u, y), mesh=mesh, **skw)  # 2 host calls
     # parameters are replicated before the first call, so the second does not compile again
     assert len(compiles) == 1, len(compiles)
     err3 = diff(dr.fit(cfc, (u, y), **skw).model, sharded3.model)
@@ -142,8 +133,11 @@ SHARDED = textwrap.dedent(
 def test_sharded_equals_single_device(series, tmp_path):
     np.save(tmp_path / "x.npy", series)
     (tmp_path / "run.py").write_text(SHARDED)
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=4")
+               XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               PYTHONPATH=os.pathsep.join(filter(None, [tests_dir,
+                                                         os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "x.npy")],
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -32,6 +32,17 @@ def _softplus(x):
     return np.log1p(np.exp(x))
 
 
+def _central_difference(loss, model, where, idx, h=1e-6):
+    """`(loss(model with where(model)[idx] + h) − loss(… − h)) / 2h`, for a NumPy `loss`."""
+    leaf = np.asarray(where(model))
+    values = []
+    for sign in (1, -1):
+        moved = leaf.copy()
+        moved[idx] += sign * h
+        values.append(loss(eqx.tree_at(where, model, jnp.asarray(moved))))
+    return (values[0] - values[1]) / (2 * h)
+
+
 # ---------------------------------------------------------------------------------------------
 # Wirings
 
@@ -179,7 +190,6 @@ def test_ltc_batch_gradient_matches_numpy_finite_differences(getkey):
     def ref_loss(model):
         return sum(np.sum(c[b] * _ltc_reference(model, u[b], ts[b]) ** 2) for b in range(3))
 
-    h = 1e-6
     rng = np.random.default_rng(0)
     for name in ("w", "sigma", "mu", "erev", "sensory_w", "sensory_mu", "cm", "gleak", "vleak",
                  "input_b"):
@@ -191,12 +201,7 @@ def test_ltc_batch_gradient_matches_numpy_finite_differences(getkey):
             pre, post = np.nonzero(adjacency)
             k = rng.integers(0, len(pre))
             idx = (pre[k], post[k])
-        fd = []
-        for sign in (1, -1):
-            moved = leaf.copy()
-            moved[idx] += sign * h
-            fd.append(ref_loss(eqx.tree_at(lambda q: getattr(q, name), m, jnp.asarray(moved))))
-        expect = (fd[0] - fd[1]) / (2 * h)
+        expect = _central_difference(ref_loss, m, lambda q, name=name: getattr(q, name), idx)
         got = float(np.asarray(getattr(grads, name))[idx])
         assert abs(expect) > 1e-8, name  # the entry matters, so the comparison can fail
         np.testing.assert_allclose(got, expect, rtol=1e-6, atol=1e-9, err_msg=name)
@@ -428,21 +433,13 @@ def test_cfc_fast_batch_gradient(getkey, mode, layers, activation):
              (lambda q: cell(q).ff2[0], (0, 0)), (lambda q: q.observation.weight, (1, 4))]
     if layers:
         picks.append((lambda q: cell(q).backbone[0][0], (2, 5)))
-    h = 1e-6
     for where, idx in picks:
-        leaf = np.asarray(where(m))
-        fd = []
-        for sign in (1, -1):
-            moved = leaf.copy()
-            moved[idx] += sign * h
-            fd.append(ref(eqx.tree_at(where, m, jnp.asarray(moved))))
-        expect = (fd[0] - fd[1]) / (2 * h)
+        expect = _central_difference(ref, m, where, idx)
         assert abs(expect) > 1e-8
         np.testing.assert_allclose(np.asarray(where(g))[idx], expect, rtol=1e-6, atol=1e-9)
-    moved = [tn.copy(), tn.copy()]
-    moved[0][2, 3] += h
-    moved[1][2, 3] -= h
-    expect = (ref(m, moved[0]) - ref(m, moved[1])) / (2 * h)
+    # the time spans: perturbed through a (model, spans) pair
+    expect = _central_difference(lambda a: ref(a[0], np.asarray(a[1])), (m, ts),
+                                 lambda a: a[1], (2, 3))
     np.testing.assert_allclose(gt[2, 3], expect, rtol=1e-6, atol=1e-9)
 
 

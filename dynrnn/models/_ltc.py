@@ -207,6 +207,11 @@ class AbstractLiquidModel(AbstractLatentModel):
     def cell(self, z, u, timespan, key=None):
         """One step of the recurrence: the new flat state after `timespan` time units."""
 
+    def _fast_batch(self, u, ts, z0, key):
+        """States `(batch, time, state)` of `batch` by a model's own batched sequence, or
+        None to run the per-sample sequence under `vmap` (the default)."""
+        return None
+
     def _deer_step(self, z, x):
         # A bound method of the model (a pytree), so `scan.deer` can reuse its compiled solve.
         u, timespan = x
@@ -387,8 +392,7 @@ def _batched(model, u, ts, state0, engine, deer_options, return_state, key):
         z0 = jnp.zeros((b, model.state_size), dtype)
     else:
         z0 = jnp.broadcast_to(jnp.asarray(state0, dtype), (b, model.state_size))
-    fast = getattr(model, "_fast_batch", None) if engine == "sequential" else None
-    states = None if fast is None else fast(u, ts, z0, key)
+    states = model._fast_batch(u, ts, z0, key) if engine == "sequential" else None
     if states is not None:  # the model's own batched sequence (`CfC`, `LTC._fast_batch`)
         out = jax.vmap(jax.vmap(model.observation))(states)
         return (out, states) if return_state else out

@@ -422,15 +422,15 @@ def _fit_supervised(
         return value
 
     if mesh is not None:
-        _batch_sharding(mesh)  # checks the axis name
-        _check_divisible(mesh, batch_size)
 
         def shard_loss(p, ub, yb, k):
             # Each device's slice gets its own key (dropout masks independent across devices).
             k = jr.fold_in(k, jax.lax.axis_index("batch"))
             return loss_fn(eqx.combine(p, static), ub, yb, key=k)
 
+        # `data_parallel` checks the mesh's axis name, so before the divisibility check.
         sharded_grad = data_parallel(jax.value_and_grad(shard_loss), mesh, n_sharded=2)
+        _check_divisible(mesh, batch_size)
 
     def value_and_grad(p, ub, yb, k):
         if mesh is None:
