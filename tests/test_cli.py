@@ -15,11 +15,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_default_recipe_matches_shipped_file():
-    shipped = tomllib.loads((ROOT / "models" / "lorenz63_shplrnn.toml").read_text())
+    shipped = tomllib.loads((ROOT / "dynrnn/recipes" / "lorenz63_shplrnn.toml").read_text())
     assert shipped == DEFAULT_RECONSTRUCT
 
 
-@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "models").glob("*.toml")))
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "dynrnn/recipes").glob("*.toml")))
 def test_recipes_build_what_they_say(recipe):
     """Every shipped recipe builds its model and teacher forcing exactly as written: a constant
     `alpha` stays constant (the default adaptive-GTF keys must not leak into a recipe)."""
@@ -27,8 +27,8 @@ def test_recipes_build_what_they_say(recipe):
 
     from dynrnn.cli._config import build_model, build_teacher_forcing, read_config
 
-    raw = tomllib.loads((ROOT / "models" / recipe).read_text())
-    cfg = read_config(ROOT / "models" / recipe)
+    raw = tomllib.loads((ROOT / "dynrnn/recipes" / recipe).read_text())
+    cfg = read_config(ROOT / "dynrnn/recipes" / recipe)
     default_tf = DEFAULT_RECONSTRUCT["teacher_forcing"]
     assert cfg["teacher_forcing"] == raw.get("teacher_forcing", default_tf)
     tf = build_teacher_forcing(cfg["teacher_forcing"])
