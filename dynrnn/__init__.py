@@ -8,6 +8,8 @@ describe dynamics; `scan` executes recurrences; `metrics` judges models; `traini
 `plot` and `cli` show them.
 """
 
+import importlib.metadata as _metadata
+
 from . import (
     datasets as datasets,
     dsf as dsf,
@@ -31,4 +33,4 @@ from ._errors import (
 from .training import *  # noqa: F403  (fit, GTF, STF, evaluate, save, load, ...)
 
 
-__version__ = "0.1.0"
+__version__ = _metadata.version("dynrnn")

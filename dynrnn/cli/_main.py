@@ -15,7 +15,16 @@ from .._errors import DynrnnError
 
 # Sub-command modules, in the order `dynrnn --help` lists them. A module that is missing
 # (feature not installed) is skipped rather than breaking the whole command line.
-_COMMANDS = ["_reconstruct", "_fit", "_evaluate", "_compare", "_info"]
+_COMMANDS = ["_reconstruct", "_fit", "_evaluate", "_compare", "_info", "_datasets"]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dynrnn")
+    except PackageNotFoundError:  # pragma: no cover - running from a tree that is not installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dynrnn",
         description="Learn dynamical systems from time series (dynrnn).",
     )
+    parser.add_argument("--version", action="version", version=f"dynrnn {_version()}",
+                        help="print the installed version of dynrnn and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         try:
