@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._errors import DynrnnTypeError, DynrnnValueError
+from ._common import new_figure
 
 
 def phi_heatmaps(
@@ -17,6 +18,7 @@ def phi_heatmaps(
     ncols: int | None = None,
     panel_size: float = 3.0,
     title: str | None = None,
+    fig=None,
 ):
     """`|Φ|` of several DSFs side by side, one panel per architecture (rows: output step `i`,
     columns: input step `j`; the causal lower triangle).
@@ -30,17 +32,13 @@ def phi_heatmaps(
     - `normalize`: scale each panel to a maximum of 1 (the paper's figures compare patterns).
     - `log`: colour by `log10 |Φ|` instead.
     - `cmap`, `ncols`, `panel_size`, `title`: layout.
+    - `fig`: a figure to draw into (default: a new figure of the session's backend).
 
-    **Returns:** the matplotlib figure (Agg backend; save it with `fig.savefig`).
+    **Returns:** the matplotlib figure (save it with `fig.savefig`).
 
     **Raises:** `DynrnnTypeError` for an empty or non-dict `dsfs`; `DynrnnValueError` for a
     channel out of range.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     from ..dsf._dsf import DSF, materialize
 
     if not isinstance(dsfs, dict) or not dsfs:
@@ -76,8 +74,8 @@ def phi_heatmaps(
     n = len(maps)
     ncols = ncols or min(n, 4)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows),
-                             squeeze=False)
+    fig = new_figure(fig, figsize=(panel_size * ncols, panel_size * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (name, A) in zip(axes.ravel(), maps.items()):
         im = ax.imshow(A, cmap=cmap, interpolation="nearest")
         ax.set_title(str(name), fontsize=10)
