@@ -12,3 +12,4 @@ from ._recording import (
     history as history,
     validate as validate,
 )
+from ._synthetic import synthetic_suite2p as synthetic_suite2p
