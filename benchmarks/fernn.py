@@ -27,7 +27,7 @@ velocities (the analogue of the paper's KTH velocity-generalisation test, Sec. 5
 Run: `python benchmarks/fernn.py` (2-D, 16×16 grid) or `--dims 1` (a 32-point ring, digits summed
 over rows); defaults 8 channels, 256 training sequences, 200 updates of batch 8; `--models`
 picks a subset, `--decoder-layers 4 --detach-feedback` is the reference's decoder and its
-`prev.detach()`. The recorded runs' options are in `benchmarks/RESULTS.md`. Prints Markdown.
+`prev.detach()`. The recorded runs' options are in `benchmarks/log/RESULTS.md`. Prints Markdown.
 """
 
 from __future__ import annotations

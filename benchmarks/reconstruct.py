@@ -6,12 +6,12 @@
    the test set; both the final and the selected model are reported.
 2. ECG (GTF paper Table 1 settings, Affine, M = 5, H = 250): GTF (α = 0.3) vs "STF" (α = 0,
    windows of 221), D_stsp and D_H on the test continuation. These runs are the recipes
-   `models/ecg_gtf.toml` and `models/ecg_stf.toml` themselves (same code path as
+   `recipe:ecg_gtf` and `recipe:ecg_stf` (`dynrnn/recipes/ecg_*.toml`) themselves (same code path as
    `dynrnn fit`), 250 000 updates each unless `--ecg-steps` is given; `--ecg-method` runs one.
 
 Usage: python benchmarks/reconstruct.py [--lorenz-steps N] [--ecg-steps N]
        [--ecg-method gtf|stf] [--only lorenz|ecg]
-Prints Markdown tables; the numbers in benchmarks/RESULTS.md come from this script.
+Prints Markdown tables; the numbers in benchmarks/log/RESULTS.md come from this script.
 """
 
 from __future__ import annotations
@@ -89,16 +89,16 @@ def main():
     if args.only in (None, "ecg"):
         from dynrnn.cli._config import read_config
         from dynrnn.cli._run import run_reconstruction
+        from dynrnn.datasets import resolve_recipe
 
-        root = pathlib.Path(__file__).resolve().parents[1]
         methods = [args.ecg_method] if args.ecg_method else ["gtf", "stf"]
-        print("## ECG (shared GTF data), recipes models/ecg_<method>.toml (clipped shPLRNN M=5 "
+        print("## ECG (shared GTF data), recipes recipe:ecg_<method> (clipped shPLRNN M=5 "
               "H=250 Affine, RAdam 1e-3 → 1e-6)\n")
         print("| method | α | T̃ | updates | D_stsp | D_H | PE(20) | λ_max (per step) | "
               "train time (s) |")
         print("|---|---|---|---|---|---|---|---|---|")
         for method in methods:
-            cfg = read_config(root / "models" / f"ecg_{method}.toml")
+            cfg = read_config(resolve_recipe(f"recipe:ecg_{method}"))
             for key in ("train", "test"):  # recipe paths are relative to the repository
                 cfg["data"][key] = str(SHARED / "ecg_gtf" / pathlib.Path(cfg["data"][key]).name)
             if args.ecg_steps:

@@ -6,7 +6,7 @@ inference on spikefinder set 5 (Pearson r at 40 ms bins vs a naive AR(1) inverse
     python benchmarks/recordings.py [--steps 3000] [--frames 16919] [--seeds 3]
         [--parts prediction,headroom,gtf,spikefinder]
 
-Prints Markdown tables (recorded in benchmarks/RESULTS.md, section `## recordings`).
+Prints Markdown tables (recorded in benchmarks/log/RESULTS.md, section `## recordings`).
 """
 
 from __future__ import annotations
