@@ -1,6 +1,11 @@
 """Infer spikes from calcium on the spikefinder set 5 (GCaMP6s, mouse V1, 100 Hz) and score
 them as the spikefinder challenge does.
 
+**Needs data that does not ship with dynrnn:** the spikefinder training set 5
+(`5.train.calcium.csv`, `5.train.spikes.csv`, from the spikefinder challenge, Berens et al.
+2018) in `$DYNRNN_SHARED_DATA/spikefinder/` (default `../shared/data/spikefinder/` beside a
+checkout), or in the folder given with `--data DIR`.
+
 For every neuron the AR kernel of the calcium is estimated from the trace's autocovariance
 (`dr.models.estimate_gamma`, AR(1)) or fixed to a GCaMP6s-like AR(2) kernel with a rise time
 (`dr.models.gamma_from_tau`), and the spikes are inferred by the non-negative, L1-penalised
@@ -16,6 +21,7 @@ with the Pearson correlation per neuron. Baseline: the plain AR(1) inverse filte
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import time
 
@@ -24,10 +30,18 @@ import numpy as np
 import dynrnn as dr
 
 
-DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "spikefinder"
+SHARED = pathlib.Path(os.environ.get(
+    "DYNRNN_SHARED_DATA", pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA = SHARED / "spikefinder"
 
 
 def load(frames: int | None = None, path: pathlib.Path = DATA):
+    if not (path / "5.train.calcium.csv").is_file():
+        raise FileNotFoundError(
+            f"spikefinder set 5 not found in {path}: this example needs 5.train.calcium.csv and "
+            "5.train.spikes.csv there (set DYNRNN_SHARED_DATA to the folder holding "
+            "spikefinder/); they do not ship with dynrnn."
+        )
     calcium = dr.io.open_recording(path / "5.train.calcium.csv", rate=100.0)
     spikes = dr.io.open_recording(path / "5.train.spikes.csv", rate=100.0)
     if frames is not None:

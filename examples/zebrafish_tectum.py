@@ -1,6 +1,12 @@
 """Fit latent dynamics to the zebrafish optic-tectum population and compare held-out forward
 prediction with linear autoregressive baselines.
 
+**Needs data that does not ship with dynrnn:** the activity matrix of Triplett, Avitan &
+Goodhill (2018), `zf_20170215-f3_activity_matrix.csv`, in
+`$DYNRNN_SHARED_DATA/zebrafish_tectum/` (default `../shared/data/zebrafish_tectum/` beside a
+checkout). To try the same pipeline without it, start from the synthetic recording of
+`docs/tutorials/suite2p_to_xarray.py` (`dr.io.synthetic_suite2p`).
+
 Data: 75 neurons × 5 660 frames of dF/F at 2.2 Hz (Triplett, Avitan & Goodhill 2018), read
 from `../shared/data/zebrafish_tectum` (neurons-first CSV). Pipeline: z-score per neuron, first
 80 % of the frames for training, PCA on the training part to `--pcs` dimensions (the same
@@ -24,6 +30,7 @@ AR(p) baseline that sees `p` frames, by running the model forced by the data
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import time
 
@@ -35,10 +42,18 @@ import numpy as np
 import dynrnn as dr
 
 
-DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "zebrafish_tectum"
+SHARED = pathlib.Path(os.environ.get(
+    "DYNRNN_SHARED_DATA", pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA = SHARED / "zebrafish_tectum"
 
 
 def load(path: pathlib.Path = DATA):
+    if not (path / "zf_20170215-f3_activity_matrix.csv").is_file():
+        raise FileNotFoundError(
+            f"zebrafish tectum recording not found in {path}: this example needs "
+            "zf_20170215-f3_activity_matrix.csv there (set DYNRNN_SHARED_DATA to the folder "
+            "holding zebrafish_tectum/); it does not ship with dynrnn."
+        )
     ds = dr.io.open_recording(path / "zf_20170215-f3_activity_matrix.csv", rate=2.2,
                               layout="neuron-major")
     ds = dr.preprocess.zscore(ds)
@@ -69,7 +84,7 @@ def run(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: int = 50,
         explained = 1.0
     n = x_train.shape[1]
     key = jr.PRNGKey(seed)
-    model = dr.models.ShallowPLRNN(latent, hidden, n, key=key)
+    model = dr.models.ShallowPLRNN(latent=latent, hidden=hidden, obs=n, key=key)
     tf = dr.GTF("adaptive") if alpha == "adaptive" else dr.GTF(float(alpha))
     t0 = time.perf_counter()
     result = dr.fit(model, x_train, teacher_forcing=tf, n_steps=steps, batch_size=batch_size,
@@ -148,7 +163,7 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
     burn_in = order - 1 if burn_in is None else burn_in
     n = pcs
     key = jr.PRNGKey(seed)
-    model = dr.models.ShallowPLRNN(n * order + extra_latent, 2 * n * order + extra_hidden, n,
+    model = dr.models.ShallowPLRNN(latent=n * order + extra_latent, hidden=2 * n * order + extra_hidden, obs=n,
                                    clipped=False, observation="identity", key=key)
     model = dr.models.ar_init(model, x_fit, order)
     loss = dr.models.PredictionLoss(burn_in, horizon)
@@ -264,7 +279,7 @@ def cosmoothing(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: i
     in_idx = np.setdiff1d(np.arange(a_tr.shape[1]), out_idx)
     p_tr, p_te, _ = pca(a_tr[:, in_idx], a_te[:, in_idx], pcs)
     key = jr.PRNGKey(seed)
-    model = dr.models.ShallowPLRNN(latent, hidden, pcs, key=key)
+    model = dr.models.ShallowPLRNN(latent=latent, hidden=hidden, obs=pcs, key=key)
     result = dr.fit(model, p_tr, teacher_forcing=dr.GTF(alpha), n_steps=steps, batch_size=32,
                     seq_len=3, key=jr.fold_in(key, 1), progress=False, noise=0.3,
                     learning_rate=5e-3, final_learning_rate=5e-5)
