@@ -33,8 +33,8 @@ def attractor(
     Three or more dimensions are drawn in 3-D, two in 2-D, one against time. Data with more
     than three dimensions (and no `dims`) are shown on their three leading principal components,
     fitted on the data and applied to both series; the axes name the components and the share
-    of the data's variance each explains (`PC1 (41% var.)`). Both panels use the same limits (those of the data
-    when the model leaves them far behind, with a note in the model panel).
+    of the data's variance each explains (`PC1 (41% var.)`). Both panels use the same limits
+    (those of the data when the model leaves them far behind, with a note in the model panel).
 
     **Arguments:**
     - `x_true`, `x_gen`: `(time, dims)` arrays (or `xr.DataArray`/`xr.Dataset`, whose `state`
