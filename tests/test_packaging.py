@@ -113,3 +113,10 @@ def test_cli_datasets_build_into_a_folder(tmp_path, capsys):
     fresh = json.loads((tmp_path / "manifest.json").read_text())
     shipped = _registry.read_manifest(_registry.package_data_dir())
     assert fresh["rossler"]["sha256"] == shipped["rossler"]["sha256"]
+
+
+@pytest.mark.parametrize("spec", ["rossler", "dataset:rossler"])
+def test_cli_info_takes_a_dataset_name_or_spec(spec, capsys):
+    assert main(["info", spec, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["reader"] == "shipped dataset" and info["dims"] == {"time": 50_000, "dim": 3}

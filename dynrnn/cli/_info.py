@@ -1,10 +1,10 @@
 """`dynrnn info PATH`: what a dataset or recording holds.
 
 Reads NetCDF4/HDF5 (`.nc`, `.h5`, `.hdf5`, through xarray's h5netcdf engine; plain HDF5 files
-are listed with h5py), `.npy`/`.npz`, `.csv`, the names of the datasets shipped in `data/`,
-and whatever `dynrnn.io.open_recording` recognises (NWB, suite2p folders, CaImAn) when that
-reader is installed. Prints dims and sizes, length, sampling rate or step, variables with their
-value ranges, and attributes.
+are listed with h5py), `.npy`/`.npz`, `.csv`, the datasets shipped with the package (`NAME` or
+`dataset:NAME`, see `dynrnn datasets list`), and whatever `dynrnn.io.open_recording`
+recognises (NWB, suite2p folders, CaImAn) when that reader is installed. Prints dims and sizes,
+length, sampling rate or step, variables with their value ranges, and attributes.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def register(subparsers) -> None:
         description=(
             "Print the dims, length, sampling rate, variables, value ranges and attributes of "
             "a dataset or recording: .nc/.h5 (NetCDF4 via h5py), .npy/.npz, .csv, a shipped "
-            "dataset name (see `python -m dynrnn.datasets`), or any format dynrnn.io reads."
+            "dataset (NAME or dataset:NAME, see `dynrnn datasets list`), or any format "
+            "dynrnn.io reads."
         ),
     )
     p.add_argument("path", help="file, folder, or name of a shipped dataset")
@@ -59,8 +60,9 @@ def open_any(target: str, *, rate: float | None = None, layout: str | None = Non
     if not path.exists():
         from .. import datasets
 
-        if str(target).lower() in datasets.names():
-            return datasets.load(str(target)), "shipped dataset"
+        name = str(target).lower().removeprefix("dataset:")
+        if name in datasets.names():
+            return datasets.load(name), "shipped dataset"
         raise FileNotFoundError(
             f"`PATH` {target!r}: no such file or folder, and not a shipped dataset "
             f"({', '.join(datasets.names())})."
