@@ -18,7 +18,6 @@ import jax.random as jr
 import numpy as np
 
 import dynrnn as dr
-from dynrnn.training._ensemble import _relative_radam
 
 
 def main():
@@ -27,13 +26,15 @@ def main():
     p.add_argument("--steps", type=int, default=1000)
     args = p.parse_args()
     x = np.asarray(dr.datasets.load("lorenz63_train")["state"].values, np.float32)
-    models = [dr.models.ShallowPLRNN(3, 50, 3, key=jr.PRNGKey(i)) for i in range(args.members)]
+    models = [dr.models.ShallowPLRNN(latent=3, hidden=50, obs=3,
+                                     key=jr.PRNGKey(i)) for i in range(args.members)]
     kw = dict(n_steps=args.steps, batch_size=16, seq_len=200, steps_per_call=250,
               progress=False)
     key = jr.PRNGKey(0)
     t0, c0 = time.perf_counter(), time.process_time()
     for i, m in enumerate(models):
-        dr.fit(m, x, key=jr.fold_in(key, i), optimizer=_relative_radam(args.steps, 1e-3), **kw)
+        dr.fit(m, x, key=jr.fold_in(key, i), 
+               optimizer=dr.training.default_optimizer(args.steps, 1e-3, 1e-6), **kw)
     loop_wall, loop_cpu = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
     dr.fit_ensemble(models, x, key=key, **kw)

@@ -86,7 +86,7 @@ def train(model, data, *, loss, n_steps, batch_size, lr, key, steps_per_call):
         marks.append((step, time.process_time(), time.perf_counter()))
 
     res = dr.fit(model, data, loss=loss, n_steps=n_steps, batch_size=batch_size, key=key,
-                 progress=False, learning_rate=lr, final_learning_rate=lr / 100,
+                 progress=False, optimizer=dr.training.cosine_adam(n_steps, lr, lr / 100),
                  steps_per_call=steps_per_call, callbacks=[clock])
     (s0, c0, w0), (s1, c1, w1) = marks[0], marks[-1]
     n = max(s1 - s0, 1)

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from dynrnn.models import LSSL, DeepLSSL, discretize, hippo, krylov
-from dynrnn.models._hippo import _discretize
+from dynrnn.models._lssl.hippo_matrices import _discretize
 
 
 def median_time(f, *args, reps):

@@ -70,7 +70,7 @@ class Classifier(eqx.Module):
     def __init__(self, key, latent=16, width=32):
         k1, k2, k3 = jr.split(key, 3)
         self.lin_in = eqx.nn.Linear(64, latent, key=k1)
-        self.node = dr.models.NeuralODE(latent, latent, width=width, depth=1, dt=1.0,
+        self.node = dr.models.NeuralODE(obs=latent, latent=latent, width=width, depth=1, dt=1.0,
                                         rtol=1e-5, atol=1e-5, key=k2)
         self.lin_out = eqx.nn.Linear(latent, 10, key=k3)
 
@@ -181,7 +181,7 @@ def lorenz_task(variants, n_steps, lam):
     opt = optax.adam(optax.exponential_decay(3e-3, n_steps, 0.01))
 
     def make():
-        return dr.models.NeuralODE(3, 3, width=64, depth=2, dt=tau, rtol=1e-4, atol=1e-4,
+        return dr.models.NeuralODE(obs=3, latent=3, width=64, depth=2, dt=tau, rtol=1e-4, atol=1e-4,
                                    max_steps=65536, key=jr.PRNGKey(0))
 
     def window_loss(model, xw, needs, w, key):
@@ -316,7 +316,8 @@ def sde_task(variants, n_steps, lam):
     (loss = mean squared error of the mean + of the variance, over the times)."""
     ts = jnp.linspace(0.0, 1.0, 30, dtype=jnp.float32)
     u0 = jnp.array([2.0, 0.0], jnp.float32)
-    truth = dr.models.NeuralSDE(2, 2, drift=Cubic(), diffusion=Multiplicative(), rtol=1e-3,
+    truth = dr.models.NeuralSDE(obs=2, latent=2, drift=Cubic(), diffusion=Multiplicative(),
+                                rtol=1e-3,
                                 atol=1e-3, max_steps=65536, key=jr.PRNGKey(0))
     paths = jax.jit(jax.vmap(lambda k: truth.solve(u0, ts, key=k)[0]))(
         jr.split(jr.PRNGKey(9), 1024))
@@ -328,7 +329,8 @@ def sde_task(variants, n_steps, lam):
         kd, kg, km = jr.split(jr.PRNGKey(1), 3)
         lin = eqx.nn.Linear(2, 2, key=kg)
         lin = eqx.tree_at(lambda m: m.weight, lin, 0.1 * lin.weight)
-        return dr.models.NeuralSDE(2, 2, drift=CubeDrift(kd), diffusion=LinearDiffusion(lin),
+        return dr.models.NeuralSDE(obs=2, latent=2, drift=CubeDrift(kd),
+                                   diffusion=LinearDiffusion(lin),
                                    rtol=1e-2, atol=1e-2, max_steps=16384, key=km)
 
     def fit_loss(ys):

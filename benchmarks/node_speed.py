@@ -91,7 +91,7 @@ def data():
 
 def make_model(solver):
     mlp = eqx.nn.MLP(D, D, W, 2, activation=jnp.tanh, key=jr.PRNGKey(0))
-    return dr.models.NeuralODE(D, D, vector_field=BatchField(mlp), dt=1.0, solver=solver,
+    return dr.models.NeuralODE(obs=D, latent=D, vector_field=BatchField(mlp), dt=1.0, solver=solver,
                                rtol=RTOL, atol=ATOL, key=jr.PRNGKey(1))
 
 
@@ -277,7 +277,8 @@ class DigitsODE(eqx.Module):
         k1, k2, k3 = jr.split(jr.PRNGKey(0), 3)
         self.lin_in = eqx.nn.Linear(64, DIG_LATENT, key=k1)
         mlp = eqx.nn.MLP(DIG_LATENT, DIG_LATENT, DIG_WIDTH, 1, activation=jnp.tanh, key=k2)
-        self.node = dr.models.NeuralODE(DIG_LATENT, DIG_LATENT, vector_field=BatchField(mlp),
+        self.node = dr.models.NeuralODE(obs=DIG_LATENT, latent=DIG_LATENT,
+                                        vector_field=BatchField(mlp),
                                         dt=1.0, solver=solver, rtol=DIG_RTOL, atol=DIG_ATOL,
                                         key=jr.PRNGKey(1))
         self.lin_out = eqx.nn.Linear(DIG_LATENT, 10, key=k3)

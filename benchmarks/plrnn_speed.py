@@ -77,7 +77,7 @@ def bench_torch(x, n_updates=100):
 
 
 def bench_plain_jax(x, n_updates=300):
-    model = dr.models.ShallowPLRNN(M, H, M, key=jr.PRNGKey(0))
+    model = dr.models.ShallowPLRNN(latent=M, hidden=H, obs=M, key=jr.PRNGKey(0))
     tf = dr.GTF(ALPHA)
     opt = optax.radam(1e-3)
     params, static = eqx.partition(model, eqx.is_inexact_array)
@@ -108,7 +108,7 @@ def bench_plain_jax(x, n_updates=300):
 
 def bench_fit(x, n1=500, n2=3000):
     def timed(n):
-        model = dr.models.ShallowPLRNN(M, H, M, key=jr.PRNGKey(0))
+        model = dr.models.ShallowPLRNN(latent=M, hidden=H, obs=M, key=jr.PRNGKey(0))
         t0 = time.perf_counter()
         dr.fit(model, x, teacher_forcing=dr.GTF(ALPHA), n_steps=n, batch_size=S, seq_len=T,
                key=jr.PRNGKey(1), progress=False, steps_per_call=250)

@@ -45,9 +45,10 @@ def run(model, x_train, x_test, tf, *, n_steps, seq_len, lr, final_lr, seed, dt=
     fit_x, val_x = x_train[:-n_val], x_train[-n_val:]
     t0 = time.perf_counter()
     res = dr.fit(model, fit_x, teacher_forcing=tf, n_steps=n_steps, batch_size=16,
-                 seq_len=seq_len, key=jr.PRNGKey(seed), learning_rate=lr,
-                 final_learning_rate=final_lr, steps_per_call=250, progress=False,
-                 eval_data=val_x if select else None, eval_every=5000)
+                 seq_len=seq_len, key=jr.PRNGKey(seed),
+                 optimizer=dr.training.default_optimizer(n_steps, lr, final_lr),
+                 steps_per_call=250, progress=False,
+                 callbacks=[dr.training.Evaluation(val_x, every=5000)] if select else [])
     train_s = time.perf_counter() - t0
     out = {}
     for name, m in [("final", res.model)] + ([("selected", res.best_model)] if select else []):
@@ -78,7 +79,7 @@ def main():
               "final α | train time (s) | updates/s |")
         print("|---|---|---|---|---|---|---|---|---|")
         for seed in range(args.seeds):
-            m = dr.models.ShallowPLRNN(3, 100, 3, key=jr.PRNGKey(100 + seed))
+            m = dr.models.ShallowPLRNN(latent=3, hidden=100, obs=3, key=jr.PRNGKey(100 + seed))
             rs = run(m, x, xt, dr.GTF("adaptive", gamma=0.99), n_steps=args.lorenz_steps,
                      seq_len=200, lr=5e-3, final_lr=1e-5, seed=seed, dt=0.01, select=True)
             for name, r in rs.items():

@@ -17,8 +17,8 @@ import sys
 import types
 
 
-PACKAGES = ["systems", "datasets", "io", "preprocess", "models", "dsf", "scan", "training",
-            "metrics", "regularizers", "plot"]
+PACKAGES = ["systems", "datasets", "io", "preprocess", "calcium", "models", "dsf", "forcing",
+            "engines", "scan", "training", "metrics", "regularizers", "plot"]
 
 
 def public_names(package: str) -> list[str]:

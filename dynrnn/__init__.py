@@ -3,16 +3,20 @@
 ```python
 import dynrnn as dr
 ```
-The packages follow the data: `systems`, `io`, `preprocess` bring data in; `models` and `dsf`
-describe dynamics; `scan` executes recurrences; `metrics` judges models; `training` fits them;
-`plot` and `cli` show them.
+The packages follow the data: `systems`, `io`, `preprocess` and `calcium` bring data in;
+`models` and `dsf` describe dynamics, `forcing` drives their states with data, `scan` and
+`engines` execute recurrences; `metrics` judges models; `training` fits them; `plot` and `cli`
+show them.
 """
 
 import importlib.metadata as _metadata
 
 from . import (
+    calcium as calcium,
     datasets as datasets,
     dsf as dsf,
+    engines as engines,
+    forcing as forcing,
     interop as interop,
     io as io,
     metrics as metrics,

@@ -7,13 +7,13 @@ them as the spikefinder challenge does.
 checkout), or in the folder given with `--data DIR`.
 
 For every neuron the AR kernel of the calcium is estimated from the trace's autocovariance
-(`dr.models.estimate_gamma`, AR(1)) or fixed to a GCaMP6s-like AR(2) kernel with a rise time
-(`dr.models.gamma_from_tau`), and the spikes are inferred by the non-negative, L1-penalised
-deconvolution `dr.models.deconvolve` (the inverse problem of `dr.models.CalciumObservation`;
+(`dr.calcium.estimate_gamma`, AR(1)) or fixed to a GCaMP6s-like AR(2) kernel with a rise time
+(`dr.calcium.gamma_from_tau`), and the spikes are inferred by the non-negative, L1-penalised
+deconvolution `dr.calcium.deconvolve` (the inverse problem of `dr.models.CalciumObservation`;
 windowed `scipy.optimize.nnls`). Protocol (Berens et al. 2018): inferred and true spike counts
 are both summed into 40 ms bins (4 frames of 10 ms, i.e. resampled to 25 Hz) and compared
 with the Pearson correlation per neuron. Baseline: the plain AR(1) inverse filter
-`max(y_t − γ y_{t−1}, 0)` with `γ` the lag-1 autocorrelation (`dr.models.naive_deconvolve`).
+`max(y_t − γ y_{t−1}, 0)` with `γ` the lag-1 autocorrelation (`dr.calcium.naive_deconvolve`).
 
     python examples/spikefinder.py [--frames 16919] [--sparsity 1.0]
 """
@@ -76,14 +76,14 @@ def run(*, frames: int | None = None, sparsity: float = 1.0) -> dict:
     rate = calcium.attrs["rate"]
     rows = {AR1: [], AR2: [], NAIVE: []}
     seconds = {AR1: 0.0, AR2: 0.0, NAIVE: 0.0}
-    kernel = dr.models.gamma_from_tau(TAU_DECAY, rate, rise=TAU_RISE)
+    kernel = dr.calcium.gamma_from_tau(TAU_DECAY, rate, rise=TAU_RISE)
     for i in range(y_all.shape[1]):
         ok = np.isfinite(y_all[:, i])  # set 5 has no padding; other sets pad with NaN
         y, s = y_all[ok, i], s_all[ok, i]
         for name, solve in (
-            (AR1, lambda: dr.models.deconvolve(y, order=1, sparsity=sparsity)[0]),
-            (AR2, lambda: dr.models.deconvolve(y, kernel, sparsity=sparsity)[0]),
-            (NAIVE, lambda: dr.models.naive_deconvolve(y)),
+            (AR1, lambda: dr.calcium.deconvolve(y, order=1, sparsity=sparsity)[0]),
+            (AR2, lambda: dr.calcium.deconvolve(y, kernel, sparsity=sparsity)[0]),
+            (NAIVE, lambda: dr.calcium.naive_deconvolve(y)),
         ):
             t0 = time.perf_counter()
             s_hat = solve()

@@ -19,12 +19,12 @@ least-squares AR(1) and AR(`--ar-order`) models fitted on the same training data
     python examples/zebrafish_tectum.py --prediction   # shPLRNN started at AR(p), see below
 
 `run_prediction` starts a delay-embedded shallow PLRNN at the least-squares AR(p)
-(`dr.models.ar_init`) and trains it with the k-step prediction loss (`dr.models.PredictionLoss`)
-and validation early stopping (`dr.models.EarlyStopping`) on the training part only.
+(`dr.training.ar_init`) and trains it with the k-step prediction loss (`dr.training.PredictionLoss`)
+and validation early stopping (`dr.training.EarlyStopping`) on the training part only.
 
 The model's state at `t` is inferred either from `x_t` alone (`init_state`) or, like the
 AR(p) baseline that sees `p` frames, by running the model forced by the data
-(`dr.models.infer_states`, α = 1) over `x_{t−p+1} … x_t`.
+(`dr.forcing.infer_states`, α = 1) over `x_{t−p+1} … x_t`.
 """
 
 from __future__ import annotations
@@ -87,22 +87,24 @@ def run(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: int = 50,
     model = dr.models.ShallowPLRNN(latent=latent, hidden=hidden, obs=n, key=key)
     tf = dr.GTF("adaptive") if alpha == "adaptive" else dr.GTF(float(alpha))
     t0 = time.perf_counter()
-    result = dr.fit(model, x_train, teacher_forcing=tf, n_steps=steps, batch_size=batch_size,
-                    seq_len=seq_len, key=jr.fold_in(key, 1), progress=progress, noise=noise,
-                    learning_rate=learning_rate, final_learning_rate=learning_rate / 100)
+    result = dr.fit(model, x_train,
+                    loss=dr.training.Reconstruction(tf, seq_len=seq_len, noise=noise),
+                    n_steps=steps, batch_size=batch_size, key=jr.fold_in(key, 1),
+                    progress=progress, optimizer=dr.training.default_optimizer(
+                        steps, learning_rate, learning_rate / 100))
     fit_s = time.perf_counter() - t0
     first = ar_order - 1
     rows = {
-        f"shPLRNN + GTF({alpha}), state from x_t": dr.models.forward_prediction_r2(
+        f"shPLRNN + GTF({alpha}), state from x_t": dr.metrics.forward_prediction_r2(
             result.model, x_test, horizon, first=first),
-        f"shPLRNN + GTF({alpha}), state from x_(t-{first})..x_t": dr.models.forward_prediction_r2(
+        f"shPLRNN + GTF({alpha}), state from x_(t-{first})..x_t": dr.metrics.forward_prediction_r2(
             result.model, x_test, horizon, first=first, warmup=first),
     }
     for p in sorted({1, ar_order}):
-        A, c = dr.models.fit_ar(x_train, p)
-        rows[f"AR({p}) least squares"] = dr.models.forward_prediction_r2(
-            dr.models.ar_predictor(A, c), x_test, horizon, first=first)
-    rows["persistence x̂_{t+k} = x_t"] = dr.models.forward_prediction_r2(
+        A, c = dr.metrics.fit_ar(x_train, p)
+        rows[f"AR({p}) least squares"] = dr.metrics.forward_prediction_r2(
+            dr.metrics.ar_predictor(A, c), x_test, horizon, first=first)
+    rows["persistence x̂_{t+k} = x_t"] = dr.metrics.forward_prediction_r2(
         lambda h, k: np.repeat(h[-1:], k, axis=0), x_test, horizon, first=first)
     return dict(rows=rows, dims=n, explained=explained, fit_s=fit_s, steps=steps,
                 train=x_train.shape[0], test=x_test.shape[0], model=result.model,
@@ -126,7 +128,11 @@ class LinearDelayModel(dr.models.AbstractLatentModel):
         self.h = plrnn.h1
         self.observation = plrnn.observation
 
-    def step(self, z, u=None):
+    @property
+    def n_inputs(self):
+        return 0
+
+    def step(self, z, u=None, *, key=None):
         return self.M @ z + self.h
 
 
@@ -141,9 +147,9 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
     (the test part is never used for a choice). The AR order `p ≤ max_order` with the best mean
     R² over horizons 1…`horizon` on the validation part is chosen; the model, a delay-embedded
     shPLRNN (`clipped=False`, `latent = pcs·p + extra_latent`, `hidden = 2·pcs·p +
-    extra_hidden`), is set to the AR(p) of the fitting part (`dr.models.ar_init`) and trained by
-    `dr.fit` with `dr.models.PredictionLoss(p − 1, horizon)` (AdamW), keeping the model with the
-    lowest validation loss (`dr.models.EarlyStopping`, evaluated every 100 updates). Test R² at
+    extra_hidden`), is set to the AR(p) of the fitting part (`dr.training.ar_init`) and trained by
+    `dr.fit` with `dr.training.PredictionLoss(p − 1, horizon)` (AdamW), keeping the model with the
+    lowest validation loss (`dr.training.EarlyStopping`, evaluated every 100 updates). Test R² at
     horizons 1…`horizon` next to AR(1) and AR(p) fitted on the whole training part, with a
     block-bootstrap 95 % interval of R²(model) − R²(AR(p)) (blocks of 50 starts).
     """
@@ -156,23 +162,24 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
     first = max_order - 1  # the same test starts for every order
     val_r2 = {}
     for p in range(1, max_order + 1):
-        A, c = dr.models.fit_ar(x_fit, p)
-        val_r2[p] = dr.models.forward_prediction_r2(dr.models.ar_predictor(A, c), x_val, horizon,
+        A, c = dr.metrics.fit_ar(x_fit, p)
+        val_r2[p] = dr.metrics.forward_prediction_r2(dr.metrics.ar_predictor(A, c), x_val, horizon,
                                                     first=first)
     order = max(val_r2, key=lambda p: val_r2[p].mean())
     burn_in = order - 1 if burn_in is None else burn_in
     n = pcs
     key = jr.PRNGKey(seed)
-    model = dr.models.ShallowPLRNN(latent=n * order + extra_latent, hidden=2 * n * order + extra_hidden, obs=n,
+    model = dr.models.ShallowPLRNN(latent=n * order + extra_latent,
+                                   hidden=2 * n * order + extra_hidden, obs=n,
                                    clipped=False, observation="identity", key=key)
-    model = dr.models.ar_init(model, x_fit, order)
-    loss = dr.models.PredictionLoss(burn_in, horizon)
+    model = dr.training.ar_init(model, x_fit, order)
+    loss = dr.training.PredictionLoss(burn_in, horizon)
     fit_windows = loss.windows(x_fit, dtype=np.float32)
     val_windows = loss.windows(x_val, dtype=np.float32)
 
     def train(start):
         """The same training for the model and its linear control; the early stopper."""
-        stopper = dr.models.EarlyStopping(loss, *val_windows, patience=patience, initial=start)
+        stopper = dr.training.EarlyStopping(loss, *val_windows, patience=patience, initial=start)
         dr.fit(start, fit_windows, loss=loss, n_steps=steps, batch_size=batch_size,
                key=jr.fold_in(key, 1), progress=False, steps_per_call=100,
                optimizer=optax.adamw(learning_rate, weight_decay=weight_decay),
@@ -185,9 +192,9 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
     lin_stopper = train(LinearDelayModel(model, order))
 
     def preds(predictor, **kw):
-        return dr.models.forward_predictions(predictor, x_test, horizon, first=first, **kw)
+        return dr.metrics.forward_predictions(predictor, x_test, horizon, first=first, **kw)
 
-    ar = {p: dr.models.ar_predictor(*dr.models.fit_ar(x_train, p)) for p in sorted({1, order})}
+    ar = {p: dr.metrics.ar_predictor(*dr.metrics.fit_ar(x_train, p)) for p in sorted({1, order})}
     out_ar = {p: preds(f) for p, f in ar.items()}
     init_pred, targets = preds(model, warmup=burn_in, alpha=1.0)
     fit_pred, _ = preds(stopper.best_model, warmup=burn_in, alpha=1.0)
@@ -195,7 +202,7 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
     persistence, _ = preds(lambda h, k: np.repeat(h[-1:], k, axis=0))
 
     def r2(pred):
-        return dr.models.prediction_r2(pred, targets)
+        return dr.metrics.prediction_r2(pred, targets)
 
     rows = {
         f"shPLRNN, delay state ({order} frames), trained for {horizon}-step prediction "
@@ -209,7 +216,7 @@ def run_prediction(*, pcs: int = 10, horizon: int = 5, max_order: int = 10,
         "persistence x̂_{t+k} = x_t": r2(persistence),
     }
     def against(other):
-        return dr.models.bootstrap_r2_difference(fit_pred, other, targets, block=50,
+        return dr.metrics.bootstrap_r2_difference(fit_pred, other, targets, block=50,
                                                  n_boot=n_boot, seed=seed)
 
     # against AR(p), and the gain of training alone: against the model's own starting point
@@ -280,16 +287,17 @@ def cosmoothing(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: i
     p_tr, p_te, _ = pca(a_tr[:, in_idx], a_te[:, in_idx], pcs)
     key = jr.PRNGKey(seed)
     model = dr.models.ShallowPLRNN(latent=latent, hidden=hidden, obs=pcs, key=key)
-    result = dr.fit(model, p_tr, teacher_forcing=dr.GTF(alpha), n_steps=steps, batch_size=32,
-                    seq_len=3, key=jr.fold_in(key, 1), progress=False, noise=0.3,
-                    learning_rate=5e-3, final_learning_rate=5e-5)
+    result = dr.fit(model, p_tr, loss=dr.training.Reconstruction(dr.GTF(alpha), seq_len=3,
+                                                                 noise=0.3),
+                    n_steps=steps, batch_size=32, key=jr.fold_in(key, 1), progress=False,
+                    optimizer=dr.training.default_optimizer(steps, 5e-3, 5e-5))
     full_tr = np.concatenate([p_tr, a_tr[:, out_idx]], axis=1)
     full_te = np.concatenate([p_te, a_te[:, out_idx]], axis=1)
     held = np.arange(pcs, pcs + out_idx.size)
     return {
-        f"latent states of the shPLRNN (forced, α = {alpha})": dr.models.cosmoothing_r2(
+        f"latent states of the shPLRNN (forced, α = {alpha})": dr.metrics.cosmoothing_r2(
             result.model, full_tr, full_te, held, alpha=alpha),
-        f"held-in activity ({pcs} PCs)": dr.models.cosmoothing_r2(None, full_tr, full_te, held),
+        f"held-in activity ({pcs} PCs)": dr.metrics.cosmoothing_r2(None, full_tr, full_te, held),
     }
 
 

@@ -37,18 +37,18 @@ def test_calcium_filter_ar2_against_loop():
     s = rng.poisson(0.3, size=(60, 3)).astype(float)
     gammas = np.array([_stable_ar2(rng) for _ in range(3)])
     c0 = rng.normal(size=(2, 3))
-    c = np.asarray(dr.models.calcium_filter(s, gammas, c0))
+    c = np.asarray(dr.calcium.calcium_filter(s, gammas, c0))
     for i in range(3):
         ref = _ar_loop(s[:, i], *gammas[i], c1=c0[0, i], c2=c0[1, i])
         np.testing.assert_allclose(c[:, i], ref, rtol=1e-12, atol=1e-12)
-    c_ar1 = np.asarray(dr.models.calcium_filter(s[:, :1], np.array([[0.9]])))
+    c_ar1 = np.asarray(dr.calcium.calcium_filter(s[:, :1], np.array([[0.9]])))
     np.testing.assert_allclose(c_ar1[:, 0], _ar_loop(s[:, 0], 0.9), rtol=1e-12)
 
 
 def test_gamma_from_tau_kernel():
-    (g,) = dr.models.gamma_from_tau(0.5, 30.0)
+    (g,) = dr.calcium.gamma_from_tau(0.5, 30.0)
     assert g == pytest.approx(np.exp(-1 / 15))
-    g1, g2 = dr.models.gamma_from_tau(1.0, 20.0, rise=0.1)
+    g1, g2 = dr.calcium.gamma_from_tau(1.0, 20.0, rise=0.1)
     d, r = np.exp(-1 / 20), np.exp(-1 / 2)
     h = _ar_loop(np.r_[1.0, np.zeros(49)], g1, g2)
     # impulse response of c_t = γ1 c_{t−1} + γ2 c_{t−2} + s_t is (d^{t+1} − r^{t+1}) / (d − r)
@@ -102,7 +102,7 @@ def test_deconvolve_matches_nnls(method, window):
     y = _ar_loop(s, *g) + 0.1 * rng.normal(size=T)
     lam = 0.2
     kw = dict(method=method) if method == "lbfgs" else dict(window=window, margin=40)
-    s_hat, c_hat, b = dr.models.deconvolve(y, g, penalty=lam, baseline=0.0, **kw)
+    s_hat, c_hat, b = dr.calcium.deconvolve(y, g, penalty=lam, baseline=0.0, **kw)
     ref = _nnls_reference(y, g, lam)
     # one window (or L-BFGS-B) solves the whole problem; 40-frame windows with a 40-frame
     # look-ahead differ only by what the truncated future can change
@@ -117,11 +117,11 @@ def test_deconvolve_recovers_spikes_of_simulated_ar1():
     T, gamma = 3000, 0.95
     s = (rng.random(T) < 0.03).astype(float)
     y = 2.0 * _ar_loop(s, gamma) + 0.7 + 0.3 * rng.normal(size=T)
-    g_hat = dr.models.estimate_gamma(y, 1)
+    g_hat = dr.calcium.estimate_gamma(y, 1)
     assert g_hat[0] == pytest.approx(gamma, abs=0.02)
-    s_hat, _, b = dr.models.deconvolve(y)
+    s_hat, _, b = dr.calcium.deconvolve(y)
     r = np.corrcoef(s_hat, s)[0, 1]
-    r_naive = np.corrcoef(dr.models.naive_deconvolve(y), s)[0, 1]
+    r_naive = np.corrcoef(dr.calcium.naive_deconvolve(y), s)[0, 1]
     assert r > 0.85 and r > r_naive + 0.1
     # L1 shrinks the spikes and the free baseline trades against their slow tails: it is only
     # determined to within about the noise sd
@@ -138,11 +138,11 @@ def test_estimate_gamma_ar2():
     g = (1.5, -0.56)  # decays 0.8 and 0.7
     s = rng.poisson(0.2, 20000).astype(float)
     y = _ar_loop(s, *g) + 0.2 * rng.normal(size=s.size)
-    np.testing.assert_allclose(dr.models.estimate_gamma(y, 2), g, atol=0.08)
+    np.testing.assert_allclose(dr.calcium.estimate_gamma(y, 2), g, atol=0.08)
     with pytest.raises(DynrnnValueError, match="order"):
-        dr.models.estimate_gamma(y, 3)
+        dr.calcium.estimate_gamma(y, 3)
     with pytest.raises(DynrnnValueError, match="stable"):
-        dr.models.deconvolve(y[:100], (1.2,))
+        dr.calcium.deconvolve(y[:100], (1.2,))
 
 
 def test_fit_ar_recovers_var2():
@@ -153,7 +153,7 @@ def test_fit_ar_recovers_var2():
     x = np.zeros((20000, 2))
     for t in range(2, x.shape[0]):
         x[t] = c + A1 @ x[t - 1] + A2 @ x[t - 2] + 0.1 * rng.normal(size=2)
-    A, c_hat = dr.models.fit_ar(x, 2)
+    A, c_hat = dr.metrics.fit_ar(x, 2)
     np.testing.assert_allclose(A[0], A1, atol=0.03)
     np.testing.assert_allclose(A[1], A2, atol=0.03)
     np.testing.assert_allclose(c_hat, c, atol=0.02)
@@ -162,9 +162,9 @@ def test_fit_ar_recovers_var2():
 def test_forward_prediction_r2_against_loop(getkey):
     rng = _rng()
     x = np.cumsum(rng.normal(size=(80, 3)), axis=0) * 0.1
-    model = dr.models.ShallowPLRNN(5, 8, 3, key=getkey())
+    model = dr.models.ShallowPLRNN(latent=5, hidden=8, obs=3, key=getkey())
     n = 3
-    r2 = dr.models.forward_prediction_r2(model, x, n, stride=2, first=1)
+    r2 = dr.metrics.forward_prediction_r2(model, x, n, stride=2, first=1)
     starts = np.arange(1, 80 - n, 2)
     preds = np.zeros((starts.size, n, 3))
     init = eqx.filter_jit(lambda m, x0: m.init_state(x0))
@@ -180,15 +180,15 @@ def test_forward_prediction_r2_against_loop(getkey):
         ref = 1 - ((preds[:, k] - tgt) ** 2).sum() / ((tgt - tgt.mean(0)) ** 2).sum()
         assert r2[k] == pytest.approx(ref, rel=1e-10)
     # a callable predictor: persistence
-    pers = dr.models.forward_prediction_r2(lambda h, k: np.repeat(h[-1:], k, 0), x, 1)
+    pers = dr.metrics.forward_prediction_r2(lambda h, k: np.repeat(h[-1:], k, 0), x, 1)
     tgt, prev = x[1:80], x[0:79]
     ref = 1 - ((prev - tgt) ** 2).sum() / ((tgt - tgt.mean(0)) ** 2).sum()
     assert pers[0] == pytest.approx(ref, rel=1e-12)
     # warm-up: with α = 1 and every unit observed, the state at t is x_t itself
-    ident = dr.models.ShallowPLRNN(3, 8, 3, key=getkey())
+    ident = dr.models.ShallowPLRNN(latent=3, hidden=8, obs=3, key=getkey())
     np.testing.assert_allclose(
-        dr.models.forward_prediction_r2(ident, x, 2, warmup=4, first=4),
-        dr.models.forward_prediction_r2(ident, x, 2, first=4), rtol=1e-10)
+        dr.metrics.forward_prediction_r2(ident, x, 2, warmup=4, first=4),
+        dr.metrics.forward_prediction_r2(ident, x, 2, first=4), rtol=1e-10)
 
 
 def test_cosmoothing(getkey):
@@ -199,7 +199,7 @@ def test_cosmoothing(getkey):
     M = rng.normal(size=(latent, 6))
     x = z @ M + 0.05 * rng.normal(size=(T, 6))
     held_out = [1, 4]
-    base = dr.models.cosmoothing_r2(None, x[:400], x[400:], held_out)
+    base = dr.metrics.cosmoothing_r2(None, x[:400], x[400:], held_out)
     # the held-out neurons are linear in the same two latents: R² limited by the noise only
     # (the noise of the held-out neurons plus that of the regressors, weighted by the
     # noise-free regression weights)
@@ -208,19 +208,19 @@ def test_cosmoothing(getkey):
     beta = np.linalg.pinv(M[:, held_in]) @ M[:, held_out]
     bound = 0.05**2 * (1 + (beta**2).sum(0)) / var
     np.testing.assert_array_less(1 - base, 1.5 * bound + 0.005)
-    model = dr.models.ShallowPLRNN(4, 8, 4, key=getkey())
-    r2 = dr.models.cosmoothing_r2(model, x[:400], x[400:], held_out, alpha=1.0)
+    model = dr.models.ShallowPLRNN(latent=4, hidden=8, obs=4, key=getkey())
+    r2 = dr.metrics.cosmoothing_r2(model, x[:400], x[400:], held_out, alpha=1.0)
     # With α = 1 and one latent per held-in neuron the inferred states are the held-in data
     # themselves, so co-smoothing must equal the baseline (a fixed threshold failed for
     # draws where a held-out neuron has little signal variance).
     assert r2.shape == (2,)
     np.testing.assert_allclose(r2, base, rtol=1e-9)
-    states = dr.models.infer_states(model, x[:50, [0, 2, 3, 5]], alpha=1.0)
+    states = dr.forcing.infer_states(model, x[:50, [0, 2, 3, 5]], alpha=1.0)
     np.testing.assert_allclose(states[:, :4], x[:50, [0, 2, 3, 5]], rtol=1e-12)
     with pytest.raises(DynrnnValueError, match="held-in"):
-        dr.models.cosmoothing_r2(model, x[:400], x[400:], [1])
+        dr.metrics.cosmoothing_r2(model, x[:400], x[400:], [1])
     with pytest.raises(DynrnnValueError, match="distinct"):
-        dr.models.cosmoothing_r2(None, x[:400], x[400:], [1, 1])
+        dr.metrics.cosmoothing_r2(None, x[:400], x[400:], [1, 1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,34 +251,36 @@ def test_ar_init_reproduces_lstsq_ar_predictions(getkey):
             prev, cur = cur, np.concatenate([cur, prev, [1.0]]) @ coef
             ref[i, k] = cur
     # extra latent and hidden units (the nonlinear capacity) start silent
-    model = dr.models.ShallowPLRNN(3 * p + 2, 2 * 3 * p + 5, 3, clipped=False,
+    model = dr.models.ShallowPLRNN(latent=3 * p + 2, hidden=2 * 3 * p + 5, obs=3, clipped=False,
                                    observation="identity", key=getkey())
-    model = dr.models.ar_init(model, x, p)
-    pred, tgt = dr.models.forward_predictions(model, x, n_steps, warmup=p - 1, alpha=1.0)
+    model = dr.training.ar_init(model, x, p)
+    pred, tgt = dr.metrics.forward_predictions(model, x, n_steps, warmup=p - 1, alpha=1.0)
     np.testing.assert_allclose(pred, ref, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(tgt[:, 0], x[starts + 1], rtol=0, atol=0)
     # the one-step prediction loss at the AR solution is the least-squares residual
-    loss = dr.models.PredictionLoss(p - 1, 1)
+    loss = dr.training.PredictionLoss(p - 1, 1)
     resid = np.sum((X @ coef - x[2:]) ** 2) / x[2:].size
     assert float(loss(model, *map(jnp.asarray, loss.windows(x)))) == pytest.approx(resid,
                                                                                  rel=1e-9)
     with pytest.raises(DynrnnValueError, match="clipped=False"):
-        dr.models.ar_init(dr.models.ShallowPLRNN(6, 12, 3, key=getkey()), x, p)
+        dr.training.ar_init(dr.models.ShallowPLRNN(latent=6, hidden=12, obs=3, key=getkey()), x, p)
     with pytest.raises(DynrnnValueError, match="hidden >= 12"):
-        dr.models.ar_init(dr.models.ShallowPLRNN(6, 10, 3, clipped=False, key=getkey()), x, p)
+        dr.training.ar_init(dr.models.ShallowPLRNN(latent=6, hidden=10, obs=3, clipped=False,
+                                                   key=getkey()), x, p)
     with pytest.raises(TypeError, match="Identity"):
-        dr.models.ar_init(dr.models.ShallowPLRNN(6, 12, 3, clipped=False, observation="affine",
+        dr.training.ar_init(dr.models.ShallowPLRNN(latent=6, hidden=12, obs=3, clipped=False,
+                                                   observation="affine",
                                                  key=getkey()), x, p)
     with pytest.raises(DynrnnValueError, match="observes 3"):
-        dr.models.ar_init(model, x[:, :2], p)
+        dr.training.ar_init(model, x[:, :2], p)
 
 
 def test_prediction_loss_against_numpy_loop(getkey):
     rng = _rng()
     x = rng.normal(size=(12, 2))
-    model = dr.models.ShallowPLRNN(4, 6, 2, clipped=False, key=getkey())
+    model = dr.models.ShallowPLRNN(latent=4, hidden=6, obs=2, clipped=False, key=getkey())
     burn, horizon, alpha = 3, 2, 0.7
-    loss = dr.models.PredictionLoss(burn, horizon, alpha=alpha)
+    loss = dr.training.PredictionLoss(burn, horizon, alpha=alpha)
     inputs, targets = loss.windows([x, x[:8]])
     assert inputs.shape == (7 + 3, burn + 1, 2) and targets.shape == (10, horizon, 2)
     A, W1, W2, h1, h2 = (np.asarray(v) for v in (model.A, model.W1, model.W2, model.h1,
@@ -303,7 +305,7 @@ def test_prediction_loss_against_numpy_loop(getkey):
     with pytest.raises(DynrnnValueError, match="fewer than"):
         loss.windows(x[:5])
     with pytest.raises(DynrnnValueError, match="alpha"):
-        dr.models.PredictionLoss(1, 1, alpha=0.0)
+        dr.training.PredictionLoss(1, 1, alpha=0.0)
 
 
 def test_fit_prediction_loss_from_ar_init_with_early_stopping():
@@ -316,21 +318,23 @@ def test_fit_prediction_loss_from_ar_init_with_early_stopping():
             + 0.5 * rng.normal(size=2)
     train, val = x[:1000], x[1000:]
     key = jr.PRNGKey(0)
-    model = dr.models.ShallowPLRNN(2, 4 + 8, 2, clipped=False, observation="identity",
+    model = dr.models.ShallowPLRNN(latent=2, hidden=4 + 8, obs=2, clipped=False,
+                                   observation="identity",
                                    key=key)
-    model = dr.models.ar_init(model, train, 1)
-    loss = dr.models.PredictionLoss(0, 2)
-    stopper = dr.models.EarlyStopping(loss, *loss.windows(val), patience=3, initial=model)
+    model = dr.training.ar_init(model, train, 1)
+    loss = dr.training.PredictionLoss(0, 2)
+    stopper = dr.training.EarlyStopping(loss, *loss.windows(val), patience=3, initial=model)
     result = dr.fit(model, loss.windows(train), loss=loss, n_steps=300, batch_size=32,
                     key=jr.fold_in(key, 1), progress=False, steps_per_call=50,
-                    learning_rate=1e-2, final_learning_rate=1e-3, callbacks=[stopper])
+                    optimizer=dr.training.default_optimizer(300, 1e-2, 1e-3),
+                    callbacks=[stopper])
     assert stopper.history[0][0] == 0 and len(stopper.history) >= 2
     assert stopper.best_loss == min(v for _, v in stopper.history)
     # One-step R² of this process: 0.10 for least-squares AR(1), 0.24 for the true map.
     assert stopper.best_loss < 0.95 * stopper.history[0][1]  # beats the AR(1) it started at
-    r2_ar = dr.models.forward_prediction_r2(dr.models.ar_predictor(*dr.models.fit_ar(train, 1)),
+    r2_ar = dr.metrics.forward_prediction_r2(dr.metrics.ar_predictor(*dr.metrics.fit_ar(train, 1)),
                                             val, 2)
-    r2_fit = dr.models.forward_prediction_r2(stopper.best_model, val, 2)
+    r2_fit = dr.metrics.forward_prediction_r2(stopper.best_model, val, 2)
     assert r2_fit[0] > r2_ar[0] + 0.05 and r2_fit[1] > r2_ar[1] - 0.01
     assert result.model is not None
 
@@ -340,17 +344,17 @@ def test_bootstrap_r2_difference():
     y = rng.normal(size=(400, 2, 3))
     good = y + 0.3 * rng.normal(size=y.shape)
     bad = y + 0.6 * rng.normal(size=y.shape)
-    d, lo, hi = dr.models.bootstrap_r2_difference(good, bad, y, block=20, n_boot=300)
+    d, lo, hi = dr.metrics.bootstrap_r2_difference(good, bad, y, block=20, n_boot=300)
 
     def r2(p):
         return 1 - ((p - y) ** 2).sum((0, 2)) / ((y - y.mean(0)) ** 2).sum((0, 2))
 
     np.testing.assert_allclose(d, r2(good) - r2(bad), rtol=1e-12)
     assert np.all(lo > 0.1) and np.all(lo < d) and np.all(d < hi)
-    d0, lo0, hi0 = dr.models.bootstrap_r2_difference(good, good, y, n_boot=50)
+    d0, lo0, hi0 = dr.metrics.bootstrap_r2_difference(good, good, y, n_boot=50)
     np.testing.assert_array_equal(np.r_[d0, lo0, hi0], 0.0)
     with pytest.raises(DynrnnValueError, match="same"):
-        dr.models.bootstrap_r2_difference(good, bad[:10], y)
+        dr.metrics.bootstrap_r2_difference(good, bad[:10], y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,19 +377,19 @@ def population():
 
 def _fit(model, train, key, steps=150):
     return dr.fit(model, train, teacher_forcing=dr.GTF(0.3), n_steps=steps, batch_size=8,
-                  seq_len=20, key=key, progress=False, learning_rate=5e-3,
-                  final_learning_rate=1e-3)
+                  seq_len=20, key=key, progress=False,
+                  optimizer=dr.training.default_optimizer(steps, 5e-3, 1e-3))
 
 
 def test_fit_plrnn_gtf_on_recording(population, getkey):
     train, test = population
-    model = dr.models.ShallowPLRNN(6, 32, 6, key=getkey())
-    before = dr.models.forward_prediction_r2(model, test, 3)
+    model = dr.models.ShallowPLRNN(latent=6, hidden=32, obs=6, key=getkey())
+    before = dr.metrics.forward_prediction_r2(model, test, 3)
     # the recording itself is the data: dr.fit takes its "activity" variable
     result = _fit(model, train, getkey(), steps=300)
     loss = np.asarray(result.history["loss"])
     assert loss[-20:].mean() < 0.5 * loss[:20].mean()
-    after = dr.models.forward_prediction_r2(result.model, test, 3)
+    after = dr.metrics.forward_prediction_r2(result.model, test, 3)
     assert np.all(after > 0.7) and np.all(after > before)
 
 
@@ -405,11 +409,11 @@ def test_fit_other_families_and_observations(population, family):
     else:
         obs = dr.models.CalciumObservation(6, 6, gamma=(0.8,), alpha=1.0, beta=-2.0,
                                            key=getkey())
-        model = dr.models.ShallowPLRNN(6, 32, 6, observation=obs, key=getkey())
+        model = dr.models.ShallowPLRNN(latent=6, hidden=32, obs=6, observation=obs, key=getkey())
     result = _fit(model, train, getkey())
     loss = np.asarray(result.history["loss"])
     assert np.all(np.isfinite(loss)) and loss[-20:].mean() < 0.7 * loss[:20].mean()
-    r2 = dr.models.forward_prediction_r2(result.model, test, 2)
+    r2 = dr.metrics.forward_prediction_r2(result.model, test, 2)
     assert r2[0] > 0.15
 
 
@@ -421,7 +425,7 @@ def test_spikefinder_deconvolution_beats_naive(shared_data):
                                    rate=100.0).isel(time=slice(0, 6000))
     spikes = dr.io.open_recording(shared_data / "spikefinder" / "5.train.spikes.csv",
                                   rate=100.0).isel(time=slice(0, 6000))
-    kernel = dr.models.gamma_from_tau(1.0, 100.0, rise=0.1)
+    kernel = dr.calcium.gamma_from_tau(1.0, 100.0, rise=0.1)
 
     def r(a, b):
         return np.corrcoef(a[:6000].reshape(-1, 4).sum(1), b.reshape(-1, 4).sum(1))[0, 1]
@@ -429,6 +433,6 @@ def test_spikefinder_deconvolution_beats_naive(shared_data):
     ours, naive = [], []
     for i in range(calcium.sizes["neuron"]):
         y, s = calcium["activity"].values[:, i], spikes["activity"].values[:, i]
-        ours.append(r(dr.models.deconvolve(y, kernel)[0], s))
-        naive.append(r(dr.models.naive_deconvolve(y), s))
+        ours.append(r(dr.calcium.deconvolve(y, kernel)[0], s))
+        naive.append(r(dr.calcium.naive_deconvolve(y), s))
     assert np.mean(ours) > np.mean(naive) + 0.05

@@ -12,7 +12,6 @@ import pytest
 from helpers import count_compilations
 
 import dynrnn as dr
-from dynrnn.training._ensemble import _relative_radam
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,8 @@ def series():
 
 
 def test_members_equal_single_fits(series):
-    models = [dr.models.ShallowPLRNN(3, 12, 3, key=jr.PRNGKey(i)) for i in range(3)]
+    models = [dr.models.ShallowPLRNN(latent=3, hidden=12, obs=3, key=jr.PRNGKey(i))
+              for i in range(3)]
     key = jr.PRNGKey(5)
     lrs = [1e-3, 2e-3, 5e-3]
     with count_compilations("run_chunk") as compiles:
@@ -35,7 +35,8 @@ def test_members_equal_single_fits(series):
     assert res.history["loss"].shape == (3, 100) and np.all(res.diverged == -1)
     for i in (0, 2):
         single = dr.fit(models[i], series, n_steps=100, batch_size=8, seq_len=30,
-                        key=jr.fold_in(key, i), optimizer=_relative_radam(100, 1e-3, lrs[i]),
+                        key=jr.fold_in(key, i),
+                        optimizer=dr.training.default_optimizer(100, lrs[i], lrs[i] * 1e-3),
                         steps_per_call=50, progress=False)
         for a, b in zip(jax.tree_util.tree_leaves(single.model),
                         jax.tree_util.tree_leaves(res.models[i])):
@@ -43,8 +44,8 @@ def test_members_equal_single_fits(series):
     with pytest.raises(ValueError, match="learning_rates"):
         dr.fit_ensemble(models, series, n_steps=10, seq_len=30, key=key, learning_rates=[1e-3])
     with pytest.raises(ValueError, match="same structure"):
-        dr.fit_ensemble([models[0], dr.models.ShallowPLRNN(3, 8, 3, key=key)], series,
-                        n_steps=10, seq_len=30, key=key)
+        dr.fit_ensemble([models[0], dr.models.ShallowPLRNN(latent=3, hidden=8, obs=3, key=key)],
+                        series, n_steps=10, seq_len=30, key=key)
 
 
 SHARDED = textwrap.dedent(
@@ -59,7 +60,7 @@ SHARDED = textwrap.dedent(
     x = np.load(sys.argv[1])
     kw = dict(n_steps=60, batch_size=8, seq_len=30, key=jr.PRNGKey(3), steps_per_call=30,
               progress=False)
-    m = dr.models.ShallowPLRNN(3, 12, 3, key=jr.PRNGKey(0))
+    m = dr.models.ShallowPLRNN(latent=3, hidden=12, obs=3, key=jr.PRNGKey(0))
     single = dr.fit(m, x, **kw)
     mesh = Mesh(np.array(jax.devices()), ("batch",))
     sharded = dr.fit(m, x, mesh=mesh, **kw)
@@ -70,7 +71,7 @@ SHARDED = textwrap.dedent(
     # interrupted after the first host call and resumed from its checkpoint, on the mesh
     ck = os.path.join(os.path.dirname(sys.argv[1]), "ck")  # in the test's tmp_path
     dr.fit(m, x, mesh=mesh, checkpoint_dir=ck, callbacks=[lambda *a: True], **kw)
-    assert dr.load(os.path.join(ck, "last.eqx"), return_metadata=True)[1]["next_chunk"] == 1
+    assert dr.load(os.path.join(ck, "last.eqx"), return_metadata=True)[1]["step"] == 30
     resumed = dr.fit(m, x, mesh=mesh, checkpoint_dir=ck, **kw)
     assert diff(resumed.model, sharded.model) < 1e-12, diff(resumed.model, sharded.model)
     try:
@@ -78,7 +79,8 @@ SHARDED = textwrap.dedent(
         raise SystemExit("batch_size 6 on 4 devices was accepted")
     except ValueError as e:
         assert "batch_size" in str(e) and "divisible" in str(e), e
-    models = [dr.models.ShallowPLRNN(3, 12, 3, key=jr.PRNGKey(i)) for i in range(4)]
+    models = [dr.models.ShallowPLRNN(latent=3, hidden=12, obs=3, key=jr.PRNGKey(i))
+              for i in range(4)]
     e1 = dr.fit_ensemble(models, x, **kw)
     e2 = dr.fit_ensemble(models, x, mesh=Mesh(np.array(jax.devices()), ("ensemble",)), **kw)
     err2 = max(diff(e1.models[i], e2.models[i]) for i in range(4))

@@ -9,7 +9,7 @@ import pytest
 import scipy.linalg
 
 import dynrnn as dr
-from dynrnn.training._forcing import forced_rollout, gtf_blend, optimal_alpha
+from dynrnn.forcing import forced_rollout, gtf_blend, optimal_alpha
 
 
 def test_blend_value_and_gradient(getkey):
@@ -47,7 +47,8 @@ def _numpy_forced(model, x, alpha, D, forced_at=None):
 
 @pytest.mark.parametrize("observation", ["identity", "affine"])
 def test_forced_rollout_matches_loop(observation, getkey):
-    model = dr.models.ShallowPLRNN(5, 16, 3, key=getkey(), observation=observation)
+    model = dr.models.ShallowPLRNN(latent=5, hidden=16, obs=3, key=getkey(),
+                                   observation=observation)
     x = np.asarray(jr.normal(getkey(), (12, 3)))
     D = 3 if observation == "identity" else 5
     for alpha in (0.0, 0.3, 1.0):
@@ -66,7 +67,7 @@ def test_forced_rollout_matches_loop(observation, getkey):
 
 
 def test_alpha_one_is_identity_forcing(getkey):
-    model = dr.models.ShallowPLRNN(3, 16, 3, key=getkey())
+    model = dr.models.ShallowPLRNN(latent=3, hidden=16, obs=3, key=getkey())
     x = jr.normal(getkey(), (10, 3))
     pred, _, _ = forced_rollout(model, x, dr.GTF(1.0), 1.0)
     # hard forcing: every prediction is one step from the data point before it
@@ -112,7 +113,7 @@ def test_adaptive_defaults():
 
 
 def test_norm_estimates_match_numpy(getkey):
-    model = dr.models.ShallowPLRNN(3, 10, 3, key=getkey(), clipped=False)
+    model = dr.models.ShallowPLRNN(latent=3, hidden=10, obs=3, key=getkey(), clipped=False)
     model = jax.tree_util.tree_map(lambda x: 2.0 * x, model)
     zhat = jr.normal(getkey(), (4, 6, 3))
     J = np.stack([[np.asarray(model.jacobian(z)) for z in seq] for seq in zhat])
@@ -137,11 +138,12 @@ def test_norm_estimates_match_numpy(getkey):
 def test_solver_regulariser_inside_forced_rollout(getkey):
     """With a solver regulariser, the penalty is accumulated over the trained (forced) steps:
     it equals a manual loop of `step_with_stats` with the same forcing and keys."""
-    model = dr.models.NeuralODE(3, 3, width=8, key=getkey())
+    model = dr.models.NeuralODE(obs=3, latent=3, width=8, key=getkey())
     reg = dr.regularizers.SolverError(2.0)
     x = 0.5 * jr.normal(getkey(), (6, 3))
     key = getkey()
-    pred, _, penalty = forced_rollout(model, x, dr.GTF(0.5), 0.5, regularizer=reg, key=key)
+    pred, _, penalty = forced_rollout(model, x, dr.GTF(0.5), 0.5, key=key,
+                                      step=lambda z, u, k: reg.step(model, z, u, key=k))
     keys = jr.split(key, 5)
     z, total = model.init_state(x[0]), 0.0
     for t in range(1, 6):

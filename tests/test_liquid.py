@@ -228,7 +228,7 @@ def test_ltc_states_stay_in_convex_hull(getkey):
     for t in range(30):
         u = jr.normal(getkey(), (2,)) * 2.0
         ts = float(jr.uniform(getkey(), (), minval=0.01, maxval=5.0))
-        new = np.asarray(m.step(z, u, timespan=ts))
+        new = np.asarray(m.cell(z, u, ts))
         old = np.asarray(z)
         assert (new >= np.minimum(old, lo_c) - 1e-12).all()
         assert (new <= np.maximum(old, hi_c) + 1e-12).all()
@@ -248,7 +248,7 @@ def test_ltc_without_synapses_decays_geometrically(getkey):
     ratio = (c / (c + np.asarray(m.gleak))) ** m.ode_unfolds
     prev = np.asarray(v) - np.asarray(m.vleak)
     for _ in range(4):
-        v = m.step(v, jr.normal(getkey(), (2,)), timespan=ts)
+        v = m.cell(v, jr.normal(getkey(), (2,)), ts)
         now = np.asarray(v) - np.asarray(m.vleak)
         np.testing.assert_allclose(now, ratio * prev, rtol=1e-10)
         prev = now
@@ -257,7 +257,7 @@ def test_ltc_without_synapses_decays_geometrically(getkey):
 def test_ltc_zero_timespan_keeps_state(getkey):
     m = dr.models.LTC(2, 4, key=getkey())
     z = jr.normal(getkey(), (4,))
-    np.testing.assert_allclose(m.step(z, jnp.ones(2), timespan=0.0), z, rtol=1e-12)
+    np.testing.assert_allclose(m.cell(z, jnp.ones(2), 0.0), z, rtol=1e-12)
 
 
 def test_ltc_apply_constraints(getkey):
@@ -296,7 +296,7 @@ def test_ltc_vector_field_is_the_small_step_limit(small_ltc):
     errors = []
     for unfolds in (6, 60, 600):
         fused = _small_ltc(unfolds)
-        errors.append(float(jnp.abs(fused.step(v0, u, timespan=1.5) - exact).max()))
+        errors.append(float(jnp.abs(fused.cell(v0, u, 1.5) - exact).max()))
     # First order: ten times more unfolds, about ten times smaller error.
     assert errors[0] > 5 * errors[1] > 25 * errors[2]
     assert errors[2] < 2e-3
@@ -308,7 +308,7 @@ def test_ltc_vector_field_is_the_small_step_limit(small_ltc):
 def test_ltc_fused_fixed_point_is_ode_equilibrium(small_ltc):
     m = small_ltc
     u = jnp.array([-0.5, 0.8])
-    v = m.rollout(jnp.zeros(4), 200, jnp.tile(u, (200, 1)), timespans=5.0)[-1]
+    v = m(jnp.tile(u, (200, 1)), timespans=5.0, state0=jnp.zeros(4), return_state=True)[1][-1]
     assert float(jnp.abs(m.vector_field(0.0, v, u)).max()) < 1e-7
     np.testing.assert_allclose(_solve(m, jnp.zeros(4), u, 100.0), v, atol=1e-6)
 
@@ -472,10 +472,10 @@ def test_cfc_pure_limits(getkey):
     c = _np(m.cells[0])
     x = _lecun(c.backbone[0][0] @ np.concatenate([u, h]) + c.backbone[0][1])
     ff1 = c.ff1[0] @ x + c.ff1[1]
-    np.testing.assert_allclose(m.step(h, u, timespan=0.0), c.A - c.A * ff1, rtol=1e-12)
+    np.testing.assert_allclose(m.cell(h, u, 0.0), c.A - c.A * ff1, rtol=1e-12)
     # h' − A = −A ff1 exp(−ts(|w_τ| + |ff1|)) and |x e^{−ts x}| <= 1/(e ts): a closed-form bound
     ts = 1e6
-    np.testing.assert_allclose(m.step(h, u, timespan=ts), c.A, rtol=0,
+    np.testing.assert_allclose(m.cell(h, u, ts), c.A, rtol=0,
                                atol=1.01 * np.abs(c.A).max() / (np.e * ts))
 
 
@@ -511,13 +511,13 @@ def test_cfc_deer_equals_sequential(getkey):
     u = jr.normal(getkey(), (20, 3))
     ts = jr.uniform(getkey(), (20,), minval=0.1, maxval=2.0)
     y, s = m(u, timespans=ts, return_state=True)
-    y2, s2 = m(u, timespans=ts, return_state=True, engine="deer")
+    y2, s2 = m(u, timespans=ts, return_state=True, engine=dr.engines.Deer())
     np.testing.assert_allclose(s2, s, atol=1e-9)
     g = jax.grad(lambda m: jnp.sum(m(u, timespans=ts) ** 2))(m)
-    g2 = jax.grad(lambda m: jnp.sum(m(u, timespans=ts, engine="deer") ** 2))(m)
+    g2 = jax.grad(lambda m: jnp.sum(m(u, timespans=ts, engine=dr.engines.Deer()) ** 2))(m)
     np.testing.assert_allclose(g.cells[0].ff1[0], g2.cells[0].ff1[0], atol=1e-8)
     z0 = jr.normal(getkey(), (6,))
-    np.testing.assert_allclose(m.rollout(z0, 20, u, engine="deer"), m.rollout(z0, 20, u),
+    np.testing.assert_allclose(m.rollout(z0, 20, u, engine=dr.engines.Deer()), m.rollout(z0, 20, u),
                                atol=1e-9)
 
 
@@ -563,7 +563,6 @@ def test_latent_interface(getkey, which):
         (lambda m: m(jnp.zeros((5, 2)), timespans=-jnp.ones(5)), ">= 0"),
         (lambda m: m(jnp.zeros((5, 2)), timespans=jnp.ones(4)), "timespans"),
         (lambda m: m(jnp.zeros(5)), "shape"),
-        (lambda m: m(jnp.zeros((5, 2)), engine="parallel"), "engine"),
         (lambda m: m.batch(jnp.zeros((5, 2))), "batch"),
     ],
 )
@@ -573,6 +572,14 @@ def test_bad_input(getkey, call, match, which):
          else dr.models.LTC(2, 4, key=getkey()))
     with pytest.raises(ValueError, match=match):
         call(m)
+
+
+@pytest.mark.parametrize("which", ["cfc", "ltc"])
+def test_engine_must_be_an_engine(getkey, which):
+    m = (dr.models.CfC(2, 4, backbone_units=4, key=getkey()) if which == "cfc"
+         else dr.models.LTC(2, 4, key=getkey()))
+    with pytest.raises(TypeError, match="engine"):
+        m(jnp.zeros((5, 2)), engine="deer")
 
 
 def test_bad_construction(getkey):
@@ -619,8 +626,8 @@ def test_gtf_training_on_lorenz63_lowers_dstsp(which, capsys):
     lr = 3e-3 if which == "cfc" else 1e-2
     before = dr.evaluate(m, test, lyapunov=False)["D_stsp"]
     result = dr.fit(m, train, teacher_forcing=dr.GTF(0.3), n_steps=1000, batch_size=16,
-                    seq_len=50, key=jr.PRNGKey(1), progress=False, learning_rate=lr,
-                    final_learning_rate=lr / 10)
+                    seq_len=50, key=jr.PRNGKey(1), progress=False,
+                    optimizer=dr.training.default_optimizer(1000, lr, lr / 10))
     after = dr.evaluate(result.model, test, lyapunov=False)["D_stsp"]
     with capsys.disabled():
         print(f"\n{which}: D_stsp before {before:.3f}, after {after:.3f}")

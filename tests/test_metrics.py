@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -82,7 +81,11 @@ class LinearModel(AbstractLatentModel):
         self.C = 0.1 * jr.normal(kc, (latent, 2))
         self.observation = Identity(obs, latent, key=ko)
 
-    def step(self, z, u=None):
+    @property
+    def n_inputs(self):
+        return 2
+
+    def step(self, z, u=None, *, key=None):
         out = self.A @ z + self.b
         return out if u is None else out + self.C @ u
 
@@ -90,23 +93,41 @@ class LinearModel(AbstractLatentModel):
         return self.A
 
 
-class Henon(eqx.Module):
-    """The Hénon map (a = 1.4, b = 0.3) with its analytic Jacobian."""
+class Henon(AbstractLatentModel):
+    """The Hénon map (a = 1.4, b = 0.3) with its analytic Jacobian, as a latent model (any map
+    is one: a step, an observation of its state)."""
 
+    observation: Identity
     a: float = 1.4
     b: float = 0.3
 
-    def step(self, z, u=None):
+    def __init__(self):
+        self.observation = Identity(2, 2)
+
+    @property
+    def n_inputs(self):
+        return 0
+
+    def step(self, z, u=None, *, key=None):
         return jnp.stack([1.0 - self.a * z[0] ** 2 + z[1], self.b * z[0]])
 
     def jacobian(self, z, u=None):
         return jnp.array([[-2.0 * self.a * z[0], 1.0], [self.b, 0.0]])
 
 
-class HenonAutodiff(eqx.Module):
-    """The Hénon map with `step` only (the spectrum routine differentiates it)."""
+class HenonAutodiff(AbstractLatentModel):
+    """The Hénon map with `step` only (the base class differentiates it)."""
 
-    def step(self, z, u=None):
+    observation: Identity
+
+    def __init__(self):
+        self.observation = Identity(2, 2)
+
+    @property
+    def n_inputs(self):
+        return 0
+
+    def step(self, z, u=None, *, key=None):
         return jnp.stack([1.0 - 1.4 * z[0] ** 2 + z[1], 0.3 * z[0]])
 
 
@@ -385,7 +406,7 @@ def test_prediction_error_matches_numpy_loop(getkey):
 
 
 def test_prediction_error_with_a_plrnn(getkey):
-    model = dr.models.PLRNN(4, 3, key=getkey())
+    model = dr.models.PLRNN(latent=4, obs=3, key=getkey())
     x = np.asarray(jr.normal(getkey(), (40, 3)))
     z = jax.vmap(model.init_state)(jnp.asarray(x[:-3]))
     for _ in range(3):
@@ -500,7 +521,9 @@ def test_bad_input_prediction_error(getkey):
         prediction_error(model, np.where(x > 1, np.nan, x), n=2)
     with pytest.raises(DynrnnValueError, match="`n` must be > 0"):
         prediction_error(model, x, n=0)
-    with pytest.raises(DynrnnTypeError, match="model.*init_state"):
+    with pytest.raises(DynrnnTypeError, match="model.*latent model"):
+        prediction_error(object(), x, n=2)
+    with pytest.raises(DynrnnValueError, match="x.*2 observed dimensions"):
         prediction_error(Henon(), x, n=2)
 
 
@@ -517,3 +540,7 @@ def test_bad_input_lyapunov():
         lyapunov_spectrum(Henon(), jnp.array([0.0, jnp.nan]), n_steps=10)
     with pytest.raises(DynrnnValueError, match="n_steps"):
         lyapunov_spectrum(Henon(), jnp.ones(2), n_steps=0)
+    with pytest.raises(DynrnnValueError, match="state0.*shape \\(2,\\)"):
+        lyapunov_spectrum(Henon(), jnp.ones(5), n_steps=10)
+    with pytest.raises(DynrnnValueError, match="state0.*shape \\(3,\\)"):
+        lyapunov_spectrum(dr.systems.Lorenz63(), jnp.ones(2), n_steps=10, dt=0.1)

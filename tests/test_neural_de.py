@@ -49,7 +49,7 @@ COUNTS = {"f": 0, "g": 0}
 
 @pytest.fixture(scope="module")
 def node():
-    return dr.models.NeuralODE(2, 3, width=8, depth=1, dt=0.4, rtol=1e-9, atol=1e-11,
+    return dr.models.NeuralODE(obs=2, latent=3, width=8, depth=1, dt=0.4, rtol=1e-9, atol=1e-11,
                                key=jr.PRNGKey(11))
 
 
@@ -96,7 +96,8 @@ def test_neural_ode_bad_input(node):
         node.solve(jnp.zeros(3), jnp.array([1.0, 1.0]))
     with pytest.raises(ValueError, match="strictly increasing"):
         node.solve(jnp.zeros(3), jnp.array([0.0, 2.0, 1.0]))
-    tiny = dr.models.NeuralODE(2, 3, width=8, depth=1, rtol=1e-9, atol=1e-11, max_steps=2,
+    tiny = dr.models.NeuralODE(obs=2, latent=3, width=8, depth=1, rtol=1e-9, atol=1e-11,
+                               max_steps=2,
                                key=jr.PRNGKey(11))
     with pytest.raises(ValueError, match="max_steps=2"):
         tiny.solve(jnp.ones(3), jnp.array([0.0, 5.0]))
@@ -104,9 +105,9 @@ def test_neural_ode_bad_input(node):
         jax.block_until_ready(eqx.filter_jit(lambda m, z: m.solve(z, jnp.array([0.0, 5.0])))(
             tiny, jnp.ones(3)))
     with pytest.raises(TypeError, match="adaptive"):
-        dr.models.NeuralODE(2, 3, solver=dfx.Euler(), key=jr.PRNGKey(0))
+        dr.models.NeuralODE(obs=2, latent=3, solver=dfx.Euler(), key=jr.PRNGKey(0))
     with pytest.raises(ValueError, match="dt"):
-        dr.models.NeuralODE(2, 3, dt=0.0, key=jr.PRNGKey(0))
+        dr.models.NeuralODE(obs=2, latent=3, dt=0.0, key=jr.PRNGKey(0))
     with pytest.raises(ValueError, match="inputs=0"):
         node.step(jnp.zeros(3), jnp.zeros(2))
 
@@ -129,7 +130,7 @@ def test_neural_sde_ornstein_uhlenbeck_moments_and_counts():
     """`dz = −θ z dt + σ dW`: mean `z0 e^{−θT}`, variance `σ²(1 − e^{−2θT})/(2θ)`."""
     theta, sigma, t1 = 1.5, 0.8, 1.0
     model = dr.models.NeuralSDE(
-        1, 1, drift=Counted(Linear(theta), "f"), diffusion=Counted(Constant(sigma), "g"),
+        obs=1, latent=1, drift=Counted(Linear(theta), "f"), diffusion=Counted(Constant(sigma), "g"),
         rtol=1e-2, atol=1e-2, key=jr.PRNGKey(0),
     )
     z0 = jnp.array([2.0])
@@ -138,7 +139,7 @@ def test_neural_sde_ornstein_uhlenbeck_moments_and_counts():
     zs, stats = model.solve(z0, ts, key=jr.PRNGKey(5), needs=("error_integral",))
     jax.effects_barrier()
     assert int(stats["nfe"]) == COUNTS["f"] and int(stats["nfe_diffusion"]) == COUNTS["g"]
-    plain = dr.models.NeuralSDE(1, 1, drift=Linear(theta), diffusion=Constant(sigma),
+    plain = dr.models.NeuralSDE(obs=1, latent=1, drift=Linear(theta), diffusion=Constant(sigma),
                                 rtol=1e-2, atol=1e-2, key=jr.PRNGKey(0))
     n = 400
     ends = jax.jit(jax.vmap(lambda k: plain.solve(z0, ts, key=k)[0][-1, 0]))(
@@ -151,7 +152,7 @@ def test_neural_sde_ornstein_uhlenbeck_moments_and_counts():
 
 
 def test_neural_sde_keys_and_interface():
-    model = dr.models.NeuralSDE(2, 3, width=8, depth=1, dt=0.1, key=jr.PRNGKey(2))
+    model = dr.models.NeuralSDE(obs=2, latent=3, width=8, depth=1, dt=0.1, key=jr.PRNGKey(2))
     z = jnp.array([0.3, -0.2, 0.5])
 
     @eqx.filter_jit

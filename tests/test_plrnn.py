@@ -44,12 +44,13 @@ def numpy_step(model, z):
 
 
 MODELS = [
-    ("shplrnn", lambda k: dr.models.ShallowPLRNN(4, 12, 3, key=k, clipped=False)),
-    ("shplrnn_clipped", lambda k: dr.models.ShallowPLRNN(4, 12, 3, key=k)),
-    ("plrnn", lambda k: dr.models.PLRNN(4, 3, key=k)),
-    ("dendplrnn", lambda k: dr.models.DendPLRNN(4, 5, 3, key=k)),
-    ("dendplrnn_clipped", lambda k: dr.models.DendPLRNN(4, 5, 3, key=k, clipped=True)),
-    ("alrnn", lambda k: dr.models.ALRNN(4, 2, 3, key=k)),
+    ("shplrnn", lambda k: dr.models.ShallowPLRNN(latent=4, hidden=12, obs=3, key=k, clipped=False)),
+    ("shplrnn_clipped", lambda k: dr.models.ShallowPLRNN(latent=4, hidden=12, obs=3, key=k)),
+    ("plrnn", lambda k: dr.models.PLRNN(latent=4, obs=3, key=k)),
+    ("dendplrnn", lambda k: dr.models.DendPLRNN(latent=4, bases=5, obs=3, key=k)),
+    ("dendplrnn_clipped", lambda k: dr.models.DendPLRNN(latent=4, bases=5, obs=3, key=k,
+                                                        clipped=True)),
+    ("alrnn", lambda k: dr.models.ALRNN(latent=4, n_relu=2, obs=3, key=k)),
 ]
 
 
@@ -77,7 +78,7 @@ def test_step_and_jacobian(name, make, getkey):
 
 
 def test_normalized_positive_definite_init(getkey):
-    from dynrnn.models._plrnn import normalized_positive_definite
+    from dynrnn.models._plrnn.base import normalized_positive_definite
 
     key = getkey()
     A = np.asarray(normalized_positive_definite(key, 6, jnp.float64))
@@ -88,26 +89,26 @@ def test_normalized_positive_definite_init(getkey):
 
 
 def test_shallow_init_ranges(getkey):
-    m = dr.models.ShallowPLRNN(3, 100, 3, key=getkey())
+    m = dr.models.ShallowPLRNN(latent=3, hidden=100, obs=3, key=getkey())
     assert np.abs(np.asarray(m.W1)).max() <= 1 / np.sqrt(100)
     assert np.abs(np.asarray(m.W2)).max() <= 1 / np.sqrt(3)
     assert np.all(np.asarray(m.h1) == 0)
     assert np.abs(np.asarray(m.h2)).max() <= 1 / np.sqrt(100) and np.any(np.asarray(m.h2) != 0)
-    unclipped = dr.models.ShallowPLRNN(3, 100, 3, key=getkey(), clipped=False)
+    unclipped = dr.models.ShallowPLRNN(latent=3, hidden=100, obs=3, key=getkey(), clipped=False)
     assert np.all(np.asarray(unclipped.h2) == 0)
 
 
 def test_parameter_count_matches_reference(getkey):
     # shPLRNN size 2MH + 2M + H (REFERENCES 1.1): (3,50) -> 356, (5,250) -> 2760.
     for (M, H), n in [((3, 50), 356), ((3, 100), 706), ((5, 250), 2760)]:
-        m = dr.models.ShallowPLRNN(M, H, M, key=getkey())
+        m = dr.models.ShallowPLRNN(latent=M, hidden=H, obs=M, key=getkey())
         count = sum(x.size for x in jax.tree_util.tree_leaves((m.A, m.W1, m.W2, m.h1, m.h2)))
         assert count == n
 
 
 def test_clipped_shplrnn_bounded(getkey):
     """max|A| < 1 keeps clipped orbits bounded: |z_t,i| <= |A_i||z_i| + (|W1||h2|)_i + |h1_i|."""
-    m = dr.models.ShallowPLRNN(5, 40, 5, key=getkey())
+    m = dr.models.ShallowPLRNN(latent=5, hidden=40, obs=5, key=getkey())
     m = jax.tree_util.tree_map(lambda x: 3.0 * x, m)  # large weights
     m = eqx_set(m, "A", 0.95 * jnp.tanh(m.A))
     drive = np.abs(np.asarray(m.W1)) @ np.abs(np.asarray(m.h2)) + np.abs(np.asarray(m.h1))
@@ -125,9 +126,9 @@ def eqx_set(model, name, value):
 
 
 def test_external_inputs(getkey):
-    m = dr.models.ShallowPLRNN(3, 8, 3, key=getkey(), inputs=2)
+    m = dr.models.ShallowPLRNN(latent=3, hidden=8, obs=3, key=getkey(), inputs=2)
     z, u = jr.normal(getkey(), (3,)), jr.normal(getkey(), (2,))
-    no_input = dr.models.ShallowPLRNN(3, 8, 3, key=getkey())
+    no_input = dr.models.ShallowPLRNN(latent=3, hidden=8, obs=3, key=getkey())
     no_input = eqx_set(no_input, "A", m.A)
     for name in ("W1", "W2", "h1", "h2"):
         no_input = eqx_set(no_input, name, getattr(m, name))
@@ -137,17 +138,18 @@ def test_external_inputs(getkey):
 
 
 def test_observation_default_and_errors(getkey):
-    assert isinstance(dr.models.ShallowPLRNN(3, 8, 3, key=getkey()).observation,
+    assert isinstance(dr.models.ShallowPLRNN(latent=3, hidden=8, obs=3, key=getkey()).observation,
                       dr.models.Identity)
-    assert isinstance(dr.models.ShallowPLRNN(3, 8, 5, key=getkey()).observation, dr.models.Affine)
+    assert isinstance(dr.models.ShallowPLRNN(latent=3, hidden=8, obs=5, key=getkey()).observation,
+                      dr.models.Affine)
     with pytest.raises(ValueError, match="obs <= latent"):
-        dr.models.ShallowPLRNN(3, 8, 5, key=getkey(), observation="identity")
+        dr.models.ShallowPLRNN(latent=3, hidden=8, obs=5, key=getkey(), observation="identity")
     with pytest.raises(ValueError, match="latent"):
-        dr.models.ShallowPLRNN(0, 8, 3, key=getkey())
+        dr.models.ShallowPLRNN(latent=0, hidden=8, obs=3, key=getkey())
     with pytest.raises(ValueError, match="observation"):
-        dr.models.PLRNN(3, 3, key=getkey(), observation="poisson")
+        dr.models.PLRNN(latent=3, obs=3, key=getkey(), observation="poisson")
     with pytest.raises(ValueError, match="n_relu"):
-        dr.models.ALRNN(3, 4, 3, key=getkey())
+        dr.models.ALRNN(latent=3, n_relu=4, obs=3, key=getkey())
 
 
 def test_jacobian_norm_bound_dominates(getkey):
@@ -159,18 +161,20 @@ def test_jacobian_norm_bound_dominates(getkey):
             assert np.linalg.norm(np.asarray(model.jacobian(z)), 2) <= bound + 1e-9
 
 
-@pytest.mark.parametrize("make", [lambda k: dr.models.ShallowPLRNN(4, 20, 4, key=k),
-                                  lambda k: dr.models.PLRNN(4, 4, key=k)])
+@pytest.mark.parametrize("make", [
+    lambda k: dr.models.ShallowPLRNN(latent=4, hidden=20, obs=4, key=k),
+    lambda k: dr.models.PLRNN(latent=4, obs=4, key=k),
+])
 def test_deer_engine_matches_sequential(make, getkey):
-    """`rollout(engine="deer")` (parallel Newton with the analytic Jacobian) equals the
+    """`rollout(engine=dr.engines.Deer())` (parallel Newton with the analytic Jacobian) equals the
     sequential orbit of a contracting model, including under `jax.grad`."""
     model = jax.tree_util.tree_map(lambda x: 0.5 * x, make(getkey()))
     z = jr.normal(getkey(), (4,))
     seq = model.rollout(z, 3000)
-    par = model.rollout(z, 3000, engine="deer")
+    par = model.rollout(z, 3000, engine=dr.engines.Deer())
     np.testing.assert_allclose(par, seq, rtol=0, atol=1e-9)
     g_seq = jax.grad(lambda z: jnp.sum(model.rollout(z, 300) ** 2))(z)
-    g_par = jax.grad(lambda z: jnp.sum(model.rollout(z, 300, engine="deer") ** 2))(z)
+    g_par = jax.grad(lambda z: jnp.sum(model.rollout(z, 300, engine=dr.engines.Deer()) ** 2))(z)
     np.testing.assert_allclose(g_par, g_seq, rtol=1e-6, atol=1e-9)
-    with pytest.raises(ValueError, match="engine"):
+    with pytest.raises(TypeError, match="engine"):
         model.rollout(z, 3, engine="magic")

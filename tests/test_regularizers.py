@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import dynrnn as dr
-from dynrnn.models._diffeq import TSIT5_STABILITY_SIZE, _StatsSolver
+from dynrnn.models._diffeq.solve import TSIT5_STABILITY_SIZE, _StatsSolver
 
 
 TAB = dfx.Tsit5.tableau
@@ -164,7 +164,7 @@ def test_stiffness_linear_systems(getkey):
 
 
 def make_node(adjoint=dfx.RecursiveCheckpointAdjoint()):
-    return dr.models.NeuralODE(2, 2, width=8, depth=1, dt=0.5, rtol=1e-8, atol=1e-8,
+    return dr.models.NeuralODE(obs=2, latent=2, width=8, depth=1, dt=0.5, rtol=1e-8, atol=1e-8,
                                adjoint=adjoint, key=jr.PRNGKey(7))
 
 

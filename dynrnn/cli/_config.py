@@ -141,35 +141,23 @@ def load_series(spec: str, *, name: str = "data", rate: float | None = None,
 
 
 def build_model(cfg_model: dict, n_obs: int, key):
+    """Any latent family from the `[model]` table (`dr.models.build`), `obs` from the data.
+
+    `observation_penalty = λ` (recipes of 0.1.0) is the affine observation's penalty weight:
+    `observation = {type = "affine", penalty_weight = λ}`.
+    """
     from .. import models
 
     kw = dict(cfg_model)
-    kind = kw.pop("type")
-    cls = getattr(models, kind, None)
-    if cls is None or not isinstance(cls, type):
-        raise DynrnnValueError(
-            f"[model] type {kind!r} is not a model in dynrnn.models; choose e.g. ShallowPLRNN, "
-            "PLRNN, DendPLRNN, ALRNN."
-        )
-    kw.setdefault("obs", n_obs)
-    if kw["obs"] != n_obs:
-        raise DynrnnValueError(
-            f"[model] obs = {kw['obs']} but the data has {n_obs} dimensions."
-        )
-    if "threshold_range" in kw:
-        kw["threshold_range"] = tuple(kw["threshold_range"])
-    obs_penalty = float(kw.pop("observation_penalty", 0.0))
+    obs_penalty = kw.pop("observation_penalty", None)
     if obs_penalty:
-        # λ_obs of the Affine observation model (the GTF paper's ECG/EEG scripts).
-        if kw.get("observation") != "affine":
+        if kw.get("observation") not in ("affine", None):
             raise DynrnnValueError(
                 "[model] observation_penalty needs observation = \"affine\", got "
                 f"{kw.get('observation')!r}."
             )
-        kw["observation"] = models.Affine(
-            n_obs, int(kw["latent"]), penalty_weight=obs_penalty, key=jr.fold_in(key, 1)
-        )
-    return cls(**kw, key=key)
+        kw["observation"] = {"type": "affine", "penalty_weight": float(obs_penalty)}
+    return models.build(kw, obs=n_obs, key=key)
 
 
 def build_teacher_forcing(cfg_tf: dict):

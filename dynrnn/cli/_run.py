@@ -59,16 +59,23 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.toml").write_text(dumps_toml(cfg))
     echo(f"run folder: {run_dir}")
-    echo(f"model: {type(model).__name__} {json.dumps(getattr(model, 'hyperparameters', {}))}")
+    model_table = {k: v for k, v in cfg["model"].items() if k != "type"}
+    echo(f"model: {type(model).__name__} {json.dumps(model_table)}")
+    n_steps = int(tr["n_steps"])
+    callbacks = []
+    if x_val is not None:
+        callbacks.append(dr.training.Evaluation(x_val[:10_000],
+                                                every=int(tr.get("eval_every", 5000))))
     result = dr.fit(
-        model, x_fit, teacher_forcing=tf, n_steps=int(tr["n_steps"]),
-        batch_size=int(tr["batch_size"]), seq_len=int(tr["seq_len"]), key=k_fit,
-        progress=progress, checkpoint_dir=run_dir / "checkpoints",
-        eval_data=x_val[:10_000] if x_val is not None else None,
-        eval_every=int(tr.get("eval_every", 5000)), noise=float(tr.get("noise", 0.0)),
+        model, x_fit,
+        loss=dr.training.Reconstruction(tf, seq_len=int(tr["seq_len"]),
+                                        noise=float(tr.get("noise", 0.0))),
+        optimizer=dr.training.default_optimizer(
+            n_steps, float(tr.get("learning_rate", 1e-3)),
+            float(tr.get("final_learning_rate", 1e-6))),
+        n_steps=n_steps, batch_size=int(tr["batch_size"]), key=k_fit, progress=progress,
+        checkpoint_dir=run_dir / "checkpoints", callbacks=callbacks,
         steps_per_call=int(tr.get("steps_per_call", 250)),
-        learning_rate=float(tr.get("learning_rate", 1e-3)),
-        final_learning_rate=float(tr.get("final_learning_rate", 1e-6)),
     )
     train_time = time.perf_counter() - t0
     # The final model is reported (reference protocol); `checkpoints/best.eqx` keeps the one

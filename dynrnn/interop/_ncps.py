@@ -14,9 +14,8 @@ import jax.random as jr
 import numpy as np
 
 from .._errors import DynrnnTypeError, DynrnnValueError
-from ..models._cfc import CfC
-from ..models._ltc import LTC
-from ..models._wirings import AbstractWiring, Wiring
+from ..models import LTC, CfC
+from ..models.wirings import AbstractWiring, Wiring
 
 
 _ACTIVATION_CLASSES = {

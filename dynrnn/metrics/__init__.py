@@ -16,6 +16,15 @@ from ._equivariance import (
     TranslationFlow as TranslationFlow,
     equivariance_error as equivariance_error,
 )
+from ._forecast import (
+    ar_predictor as ar_predictor,
+    bootstrap_r2_difference as bootstrap_r2_difference,
+    cosmoothing_r2 as cosmoothing_r2,
+    fit_ar as fit_ar,
+    forward_prediction_r2 as forward_prediction_r2,
+    forward_predictions as forward_predictions,
+    prediction_r2 as prediction_r2,
+)
 from ._lyapunov import lyapunov_spectrum as lyapunov_spectrum, max_lyapunov as max_lyapunov
 from ._prediction import prediction_error as prediction_error
 from ._spectrum import power_spectrum_distance as power_spectrum_distance

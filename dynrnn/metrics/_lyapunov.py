@@ -17,6 +17,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._errors import DynrnnTypeError, DynrnnValueError, check_array, check_positive
+from ..models import AbstractLatentModel
+from ..systems import AbstractSystem
 
 
 def _orthonormalise(y: Float[Array, "dim k"]) -> tuple[Float[Array, "dim k"], Float[Array, " k"]]:
@@ -34,9 +36,7 @@ def _initial_frame(n_dim: int, k: int, dtype) -> Float[Array, "dim k"]:
 
 
 def _map_tangent(system):
-    if hasattr(system, "jacobian"):
-        return lambda z: system.jacobian(z)
-    return jax.jacfwd(system.step)
+    return lambda z: system.jacobian(z)
 
 
 @eqx.filter_jit
@@ -168,12 +168,22 @@ def lyapunov_spectrum(
     `DynrnnValueError` for a bad `state0`, a flow without `dt`, non-positive `n_steps`/`dt`, or
     `n_steps` not a multiple of `qr_every`.
     """
-    is_flow = hasattr(model_or_system, "vector_field")
-    if not is_flow and not hasattr(model_or_system, "step"):
+    is_flow = isinstance(model_or_system, AbstractSystem)
+    if not is_flow and not isinstance(model_or_system, AbstractLatentModel):
         raise DynrnnTypeError(
-            "`model_or_system` must be a map (with `step`, e.g. a latent model) or a flow (with "
-            f"`vector_field(t, y, args)`, e.g. a `dynrnn.systems` system), got "
+            "`model_or_system` must be a map (a latent model, dr.models.AbstractLatentModel) or "
+            "a flow (a dr.systems system), got "
             f"{type(model_or_system).__name__}."
+        )
+    if not is_flow and state0 is not None and np.shape(state0) != (model_or_system.n_latent,):
+        raise DynrnnValueError(
+            f"`state0` must be a latent state of shape ({model_or_system.n_latent},) for this "
+            f"{type(model_or_system).__name__}, got shape {tuple(np.shape(state0))}."
+        )
+    if is_flow and state0 is not None and np.shape(state0) != (model_or_system.dim,):
+        raise DynrnnValueError(
+            f"`state0` must be a state of shape ({model_or_system.dim},) for "
+            f"{type(model_or_system).__name__}, got shape {tuple(np.shape(state0))}."
         )
     state0 = check_array(state0, "state0", ndim=1)
     state0 = jnp.asarray(state0, dtype=float) if np.dtype(state0.dtype).kind in "iu" else state0

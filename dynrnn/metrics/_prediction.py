@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._errors import DynrnnTypeError, DynrnnValueError, check_array, check_positive
+from ..models import AbstractLatentModel
 from ._stsp import _check_series
 
 
@@ -69,17 +70,16 @@ def prediction_error(
     non-finite, or its last axis differs from the model's `n_obs`; `DynrnnTypeError` when
     `model` lacks the interface or `x` is not numeric.
     """
-    missing = [m for m in ("init_state", "step", "observe") if not hasattr(model, m)]
-    if missing:
+    if not isinstance(model, AbstractLatentModel):
         raise DynrnnTypeError(
-            f"`model` must have `init_state`, `step` and `observe` (the common model "
-            f"interface); {type(model).__name__} lacks {', '.join(missing)}."
+            "`model` must be a latent model with the common state interface "
+            f"(dr.models.AbstractLatentModel), got {type(model).__name__}."
         )
     check_positive(n, "n", integer=True)
     check_positive(chunk, "chunk", integer=True)
     x = _check_series(x, "x", min_len=n + 1)
-    n_obs = getattr(model, "n_obs", None)
-    if isinstance(n_obs, int) and x.shape[1] != n_obs:
+    n_obs = model.n_obs
+    if x.shape[1] != n_obs:
         raise DynrnnValueError(
             f"`x` must have the model's {n_obs} observed dimensions on its last axis, got shape "
             f"{tuple(x.shape)}."

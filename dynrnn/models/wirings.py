@@ -1,7 +1,7 @@
 """Wirings of liquid networks (`LTC`, `CfC`): fully connected, random and neural circuit
 policies, drawn exactly as `ncps.wirings` draws them for the same arguments and seeds."""
 
-from ._wirings import (
+from ._liquid.wirings import (
     NCP as NCP,
     AbstractWiring as AbstractWiring,
     AutoNCP as AutoNCP,

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._errors import DynrnnTypeError, DynrnnValueError
-from ..models._diffeq import check_adjoint_for
+from ..models import AbstractSolverStatsModel
 
 
 class AbstractSolverRegularizer(eqx.Module):
@@ -98,17 +98,17 @@ class AbstractSolverRegularizer(eqx.Module):
         return jnp.mean(jax.vmap(window)(x))
 
     def check(self, model) -> None:
-        """Raise if `model` cannot provide the statistics (no `step_with_stats`, or an adjoint
-        that does not differentiate through the solver when stages are needed)."""
-        if not hasattr(model, "step_with_stats"):
+        """Raise if `model` cannot provide the statistics (a model without solver statistics,
+        or an adjoint that does not differentiate through the solver when stages are
+        needed)."""
+        if not isinstance(model, AbstractSolverStatsModel):
             raise DynrnnTypeError(
                 f"`{type(self).__name__}` regularises an adaptive differential-equation solve; "
-                f"the model {type(model).__name__} has no `step_with_stats` (use "
+                f"the model {type(model).__name__} reports no solver statistics (it is not a "
+                "dr.models.AbstractSolverStatsModel with `step_with_stats`; use "
                 "dr.models.NeuralODE or NeuralSDE)."
             )
-        adjoint = getattr(model, "adjoint", None)
-        if adjoint is not None:
-            check_adjoint_for(self.needs, adjoint, type(model).__name__)
+        model.check_statistics(self.needs)
 
     def __add__(self, other):
         if not isinstance(other, AbstractSolverRegularizer):

@@ -235,7 +235,11 @@ def _deer_core_bwd(states, grad_obj, perturbed, vjp_arg, init, cfg: _Config):
         lam = _adjoint_quasi(fn, jac_fn, prev, xs, g, cfg)
     _, vjp = eqx.filter_vjp(lambda fn, prev, xs: _vmap_step(fn, xs)(prev, xs), fn, prev, xs)
     dfn, dprev, dxs = vjp(lam)
-    return dfn, None, dprev[0], dxs
+    # A callable Jacobian only steers the Newton iterations and the adjoint's linear solves;
+    # the solution and its gradient are those of `fn`, so its arrays get no cotangent.
+    djac = None if jac_fn is None else jax.tree.map(
+        jnp.zeros_like, eqx.filter(jac_fn, eqx.is_inexact_array))
+    return dfn, djac, dprev[0], dxs
 
 
 def _sequential(fn, h0, xs, length: int):

@@ -26,6 +26,8 @@ from jaxtyping import Array, Int, PRNGKeyArray
 
 from .._errors import DynrnnValueError, check_array, check_positive
 from ..dsf._layers import SequenceModel
+from ..models import AbstractLatentModel
+from ..models._base import model_dtype
 
 
 IGNORE = -1  # target of unscored positions
@@ -288,6 +290,10 @@ class Lorenz63Reconstruction(AbstractTask):
                                       dims=train.shape[1]))
         return train, test
 
+    def train_series(self) -> np.ndarray:
+        """The training series `(time, dims)`."""
+        return self._series()[0]
+
     def make_data(self, key):
         train, test = self._series()
         starts = np.asarray(jr.randint(key, (self.n_windows,), 0,
@@ -326,16 +332,30 @@ class Lorenz63Reconstruction(AbstractTask):
         return run(model, context)
 
     def score(self, model, data):
+        """`D_stsp` and `D_H` of a freely generated series against the test series: a
+        sequence model continues the first `seq_len` test points (`generate`); a latent model
+        (`dr.models.AbstractLatentModel`) runs from `init_state` of the first test point."""
         from .. import metrics
 
         true = data.test_targets[0]
-        gen = self.generate(model, data.test_inputs[0], true.shape[0] - self.seq_len)
-        gen = jnp.concatenate([data.test_inputs[0], gen])
+        if isinstance(model, AbstractLatentModel):
+            gen = _latent_orbit(model, true[0], true.shape[0])
+        else:
+            gen = self.generate(model, data.test_inputs[0], true.shape[0] - self.seq_len)
+            gen = jnp.concatenate([data.test_inputs[0], gen])
         if not bool(jnp.all(jnp.isfinite(gen))):
             return {"D_stsp": float("inf"), "D_H": 1.0}
         d_stsp = metrics.state_space_divergence(true, gen, n_bins=self.n_bins)
         d_h = metrics.power_spectrum_distance(true, gen)
         return {"D_stsp": float(d_stsp), "D_H": float(d_h)}
+
+
+@eqx.filter_jit
+def _latent_orbit(model, x0, n: int):
+    x0 = x0.astype(model_dtype(model) or x0.dtype)
+    z1 = model.init_state(x0)
+    zs = jnp.concatenate([z1[None], model.rollout(z1, n - 1)])
+    return jax.vmap(model.observe)(zs)
 
 
 TASKS = {"mqar": MQAR, "digits": SequentialDigits, "lorenz63": Lorenz63Reconstruction}

@@ -1,39 +1,43 @@
-"""`dr.save` / `dr.load`: Equinox leaf serialisation plus hyperparameters as JSON, no pickle.
+"""`dr.save` / `dr.load`: Equinox leaf serialisation plus a JSON description, no pickle.
 
 File layout (one file, written atomically through a temporary file and `os.replace`):
 
     b"DYNRNN\\x01\\n"             8-byte magic
     uint64 little-endian         length of the JSON header
-    JSON header                  class, hyperparameters, user metadata, number of trees
+    JSON header                  format version, the model's description, user metadata
     uint64 little-endian         length of the payload
     payload                      `eqx.tree_serialise_leaves` of the model, then extra trees
     32 bytes                     SHA-256 of header + payload
 
 A truncated or corrupt file fails the length or checksum test and raises `CheckpointError`.
-Models are rebuilt from their class (which must live in `dynrnn`) and hyperparameters, then the
-leaves are read into that skeleton (`numpy.load` with `allow_pickle=False`).
+The header (version 2) describes the model by its public class name and constructor
+arguments, nested observation models and wirings included (`_describe.py`); `load` builds
+that model and reads the leaves into it (`numpy.load` with `allow_pickle=False`). Version 1
+files (dynrnn 0.1.0: private class paths, flat hyperparameters) are read through an alias table.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import io
 import json
 import os
 import pathlib
 import struct
 import tempfile
+import warnings
 
 import equinox as eqx
-import jax.random as jr
 import numpy as np
 
 from .._errors import CheckpointError, DynrnnTypeError
+from . import _describe
 
 
 MAGIC = b"DYNRNN\x01\n"
+
+
+FORMAT_VERSION = 2
 
 
 def _json_safe(value):
@@ -46,54 +50,6 @@ def _json_safe(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
-
-
-def hyperparameters_of(model) -> dict | None:
-    """The constructor arguments that rebuild `model`'s skeleton, or `None` if unknown.
-
-    Uses `model.hyperparameters` when the class defines it; otherwise matches the names of
-    `__init__`'s parameters to attributes of the model.
-    """
-    hp = getattr(model, "hyperparameters", None)
-    if isinstance(hp, dict):
-        return _json_safe(hp)
-    try:
-        sig = inspect.signature(type(model).__init__)
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return None
-    out = {}
-    for name, p in sig.parameters.items():
-        if name in ("self", "key") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if hasattr(model, name):
-            v = getattr(model, name)
-            if isinstance(v, bool | int | float | str | type(None)) or (
-                isinstance(v, list | tuple)
-                and all(isinstance(i, bool | int | float | str) for i in v)
-            ):
-                out[name] = _json_safe(v)
-                continue
-        if p.default is inspect.Parameter.empty:
-            return None
-    return out
-
-
-def _class_path(model) -> str:
-    cls = type(model)
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _resolve_class(path: str):
-    module, _, qualname = path.partition(":")
-    if not (module == "dynrnn" or module.startswith("dynrnn.")):
-        raise CheckpointError(
-            f"checkpoint names class {path!r} outside dynrnn; refusing to import it. "
-            "Pass `like=` (a model of the right structure) to load its parameters."
-        )
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
@@ -121,26 +77,34 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
         pass
 
 
-def save(path, model, *, extra=None, hyperparameters=None, **metadata) -> pathlib.Path:
+def save(path, model, *, extra=None, **metadata) -> pathlib.Path:
     """Save `model` (and optionally `extra` pytrees such as an optimiser state) atomically.
 
     **Arguments:**
     - `path`: destination file (conventionally `.eqx`).
-    - `model`: an Equinox module.
+    - `model`: an Equinox module. Models of dynrnn are described by their public class name
+      and constructor arguments, so `dr.load(path)` rebuilds them alone; a module that cannot
+      be described (a user's own vector field inside a `NeuralODE`, for example) is saved with
+      a warning, and loading it needs `like=`.
     - `extra`: optional pytree saved after the model (read back with `load(..., extra_like=)`).
-    - `hyperparameters`: constructor arguments; default `model.hyperparameters` or inferred.
     - `**metadata`: JSON-serialisable information stored in the header (config, step, ...).
 
     **Returns:** the path written.
     """
     if not isinstance(model, eqx.Module):
         raise DynrnnTypeError(f"`model` must be an Equinox module, got {type(model).__name__}.")
-    hp = hyperparameters if hyperparameters is not None else hyperparameters_of(model)
+    try:
+        description = _describe.encode(model)
+    except _describe.NotDescribable as e:
+        warnings.warn(
+            f"{type(model).__name__} is saved without a description of its structure ({e}); "
+            "`dr.load` will need `like=` (a model of the same structure).", stacklevel=2)
+        description = None
     header = {
         "format": "dynrnn-checkpoint",
-        "version": 1,
-        "class": _class_path(model),
-        "hyperparameters": _json_safe(hp),
+        "version": FORMAT_VERSION,
+        "model": description,
+        "class": type(model).__qualname__,
         "metadata": _json_safe(metadata),
         "has_extra": extra is not None,
     }
@@ -203,6 +167,35 @@ def read_header(path) -> tuple[dict, bytes]:
     return header, payload
 
 
+def _skeleton(header: dict, path) -> eqx.Module:
+    """The model a header describes, with freshly initialised parameters."""
+    version = header.get("version")
+    try:
+        if version == 1:  # dynrnn 0.1.0: a private class path and flat constructor arguments
+            hp = header.get("hyperparameters")
+            if hp is None:
+                raise CheckpointError("it stores no hyperparameters")
+            if header.get("class") not in _describe.ALIASES:
+                raise CheckpointError(f"class {header.get('class')!r} of dynrnn 0.1.0 is unknown")
+            cls = _describe.resolve(header["class"])
+            return _describe.build(cls, hp)
+        if version != FORMAT_VERSION:
+            raise CheckpointError(f"format version {version!r} is not known to this dynrnn")
+        if header.get("model") is None:
+            raise CheckpointError(
+                f"{header.get('class')} was saved without a description of its structure")
+        return _describe.decode(header["model"])
+    except CheckpointError as e:
+        raise CheckpointError(
+            f"cannot rebuild the model of checkpoint {str(path)!r}: {e}. Pass `like=` (a model "
+            "of the same structure) to load its parameters."
+        ) from e
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"cannot rebuild the model of checkpoint {str(path)!r} from its description: {e}"
+        ) from e
+
+
 def load(path, *, like=None, extra_like=None, return_metadata: bool = False):
     """Load a model saved with `dr.save`.
 
@@ -219,17 +212,7 @@ def load(path, *, like=None, extra_like=None, return_metadata: bool = False):
     """
     header, payload = read_header(path)
     if like is None:
-        hp = header.get("hyperparameters")
-        if hp is None:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} stores no hyperparameters for {header['class']}; "
-                "pass `like=` (a model of the same structure)."
-            )
-        cls = _resolve_class(header["class"])
-        try:
-            like = cls(**hp, key=jr.PRNGKey(0))
-        except TypeError:
-            like = cls(**hp)
+        like = _skeleton(header, path)
     buf = io.BytesIO(payload)
     try:
         model = eqx.tree_deserialise_leaves(buf, like)

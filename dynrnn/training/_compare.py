@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
@@ -18,8 +19,10 @@ import xarray as xr
 
 from .._errors import DynrnnTypeError, DynrnnValueError, check_positive
 from ..dsf._layers import MIXERS, n_parameters
-from ..tasks._tasks import TASKS, AbstractTask, make_task
+from ..models import AbstractLatentModel, build, families
+from ..tasks._tasks import TASKS, AbstractTask, Lorenz63Reconstruction, make_task
 from ._fit import fit
+from ._update import cosine_adam, default_optimizer
 
 
 def _model_specs(models) -> dict[str, dict]:
@@ -30,11 +33,22 @@ def _model_specs(models) -> dict[str, dict]:
         models = {m: m for m in models}
     if not isinstance(models, Mapping) or not models:
         raise DynrnnTypeError(
-            "`models` must be a non-empty dict {name: mixer name | callable | dict} or a list "
-            f"of mixer names, got {models!r}."
+            "`models` must be a non-empty dict {name: mixer name | callable | dict | latent "
+            "family table} or a list of mixer or family names, got "
+            f"{models!r}."
         )
     specs = {}
     for name, spec in models.items():
+        if isinstance(spec, str) and spec in families():
+            spec = {"type": spec}
+        if isinstance(spec, Mapping) and "type" in spec:
+            if spec["type"] not in families():
+                raise DynrnnValueError(
+                    f"`models[{name!r}]`: unknown latent family {spec['type']!r}; known: "
+                    f"{sorted(families())}."
+                )
+            specs[str(name)] = dict(spec)
+            continue
         if isinstance(spec, str) or callable(spec):
             spec = {"mixer": spec}
         elif isinstance(spec, Mapping):
@@ -42,8 +56,9 @@ def _model_specs(models) -> dict[str, dict]:
             spec.setdefault("mixer", name)
         else:
             raise DynrnnTypeError(
-                f"`models[{name!r}]` must be a mixer name, a callable (d_model, key) -> mixer "
-                f"or a dict with a 'mixer' entry, got {type(spec).__name__}."
+                f"`models[{name!r}]` must be a mixer name, a callable (d_model, key) -> mixer, "
+                "a dict with a 'mixer' entry or a latent family table {'type': 'GRU', "
+                f"'latent': 16, ...}}, got {type(spec).__name__}."
             )
         if isinstance(spec["mixer"], str) and spec["mixer"] not in MIXERS:
             raise DynrnnValueError(
@@ -79,6 +94,46 @@ def _task_specs(tasks) -> dict[str, AbstractTask]:
     return out
 
 
+def _spec_name(spec) -> str:
+    if "type" in spec:
+        return str(spec["type"])
+    mixer = spec["mixer"]
+    if isinstance(mixer, str):
+        return mixer
+    return mixer.__name__ if isinstance(mixer, types.FunctionType) else type(mixer).__name__
+
+
+def _state_size(model, length) -> int:
+    if isinstance(model, AbstractLatentModel):
+        return model.n_latent
+    return model.state_size(length)
+
+
+def _train(spec, task, data, *, n_steps, batch_size, d_model, n_layers, key_model, key_fit,
+           progress, learning_rate, final_learning_rate):
+    """Build one architecture for `task` and train it with `dr.fit` (teacher-forced
+    reconstruction for a latent family, the task's supervised loss for a mixer)."""
+    spec = dict(spec)
+    common = dict(n_steps=n_steps, batch_size=batch_size, key=key_fit, progress=progress,
+                  steps_per_call=min(50, n_steps))
+    if "type" in spec:
+        if not isinstance(task, Lorenz63Reconstruction):
+            raise DynrnnValueError(
+                f"latent family {spec['type']!r} runs on reconstruction tasks; "
+                f"{type(task).__name__} is a sequence task (use a DSF mixer there)."
+            )
+        train = task.train_series()
+        model = build(spec, obs=train.shape[1], key=key_model)
+        optimizer = default_optimizer(n_steps, learning_rate, final_learning_rate)
+        return fit(model, train, seq_len=task.seq_len, optimizer=optimizer, **common)
+    mixer = spec.pop("mixer")
+    model = task.make_model(mixer, d_model=d_model, n_layers=n_layers, key=key_model,
+                            mixer_kwargs=spec)
+    optimizer = cosine_adam(n_steps, learning_rate, final_learning_rate)
+    return fit(model, (data.train_inputs, data.train_targets), loss=task.loss,
+               optimizer=optimizer, **common)
+
+
 def compare(
     models,
     tasks,
@@ -101,7 +156,9 @@ def compare(
     from `learning_rate` to `final_learning_rate`.
 
     **Arguments:**
-    - `models`: `{name: spec}` with spec a mixer name of `dr.dsf.layers.make_mixer`
+    - `models`: `{name: spec}` with spec a latent family table (`{"type": "GRU", "latent": 16}`,
+      any family of `dr.models`, trained with teacher forcing on reconstruction tasks), a
+      mixer name of `dr.dsf.layers.make_mixer`
       (`"softmax"`, `"linear"`, `"normalized"`, `"s6"`, `"ssd"`, `"lru"`, `"rglru"`, `"qlstm"`,
       `"retnet"`, `"gla"`), a dict `{"mixer": name, **mixer_kwargs}` (e.g. `d_qk`, `d_state`),
       or a callable `(d_model, key) -> mixer`; or a list of mixer names.
@@ -136,17 +193,11 @@ def compare(
     for ti, (tname, task) in enumerate(task_objs.items()):
         data = task.make_data(jr.fold_in(k_data, ti))
         for mi, (mname, spec) in enumerate(specs.items()):
-            spec = dict(spec)
-            mixer = spec.pop("mixer")
-            model = task.make_model(mixer, d_model=d_model, n_layers=n_layers,
-                                    key=jr.fold_in(k_model, mi), mixer_kwargs=spec)
             t0 = time.perf_counter()
-            result = fit(
-                model, (data.train_inputs, data.train_targets), loss=task.loss,
-                n_steps=n_steps, batch_size=batch_size, key=jr.fold_in(jr.fold_in(k_fit, ti), mi),
-                progress=progress, learning_rate=learning_rate,
-                final_learning_rate=final_learning_rate, steps_per_call=min(50, n_steps),
-            )
+            result = _train(spec, task, data, n_steps=n_steps, batch_size=batch_size,
+                            d_model=d_model, n_layers=n_layers, key_model=jr.fold_in(k_model, mi),
+                            key_fit=jr.fold_in(jr.fold_in(k_fit, ti), mi), progress=progress,
+                            learning_rate=learning_rate, final_learning_rate=final_learning_rate)
             jax.block_until_ready(jax.tree_util.tree_leaves(result.model))
             elapsed = time.perf_counter() - t0
             scores = task.score(result.model, data)
@@ -155,7 +206,7 @@ def compare(
             row = {
                 "score": scores[task.metric],
                 "parameters": n_parameters(result.model),
-                "state_size": result.model.state_size(task.seq_len),
+                "state_size": _state_size(result.model, task.seq_len),
                 "train_time": elapsed,
                 "final_loss": float(np.nanmean(tail)) if np.isfinite(tail).any() else np.nan,
             }
@@ -174,9 +225,7 @@ def compare(
             "task": tnames,
             "metric": ("task", [t.metric for t in task_objs.values()]),
             "higher_is_better": ("task", [t.higher_is_better for t in task_objs.values()]),
-            "mixer": ("model", [s["mixer"] if isinstance(s["mixer"], str)
-                                else getattr(s["mixer"], "__name__", "callable")
-                                for s in specs.values()]),
+            "mixer": ("model", [_spec_name(s) for s in specs.values()]),
         },
         attrs=dict(n_steps=n_steps, batch_size=batch_size, d_model=d_model, n_layers=n_layers,
                    learning_rate=learning_rate, final_learning_rate=final_learning_rate,

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import DynrnnTypeError, check_array
-from ..models._base import AbstractLatentModel
+from ..models import AbstractLatentModel
 
 
 @eqx.filter_jit

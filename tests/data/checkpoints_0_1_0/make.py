@@ -13,6 +13,7 @@ import pathlib
 
 import jax
 
+
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402

@@ -17,19 +17,19 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import DynrnnValueError, check_positive
-from ._base import AbstractObservation
-from ._ltc import (
+from ..._errors import DynrnnValueError, check_positive
+from .._base import AbstractObservation
+from .._observation import glorot_uniform, make_observation
+from .base import (
     AbstractLiquidModel,
     LiquidReadout,
     LSTMCell,
     _check_int,
     _dtype,
     _torch_bias,
-    observation_kind,
+    liquid_sizes,
 )
-from ._observation import glorot_uniform, make_observation
-from ._wirings import AbstractWiring, Wiring, as_wiring
+from .wirings import AbstractWiring, Wiring, as_wiring
 
 
 _MODES = ("default", "no_gate", "pure")
@@ -169,17 +169,26 @@ class CfC(AbstractLiquidModel):
     a dense `Linear(n → output)` if `output` is given (ncps `proj_size`). For reconstruction,
     `observation="identity"`/`"affine"`/an observation model replaces this map.
 
+    **Sizes**, in one of two forms:
+    - latent-model keywords (as every latent family): `obs` (observed dimensions, default
+      `latent` or the wiring's motor neurons), `latent` (number of hidden units), `inputs`
+      (external inputs, default 0), optionally `wiring=` instead of `latent`; the observation
+      model (`observation`, default identity when `obs` ≤ the state size) reads the flat state;
+    - the ncps positional form `CfC(input, hidden, output)`: `input` inputs (0 for an
+      autonomous model), `hidden` units or a wiring (`dr.models.wirings.AutoNCP(...)`, ...),
+      `output` the projection size (default: no projection), read through the ncps output map.
+
+    The flat state has `latent` values (`2 · latent` with mixed memory: `[h; c]`).
+
     **Arguments:**
-    - `input`: number of inputs (0 for an autonomous model).
-    - `hidden`: number of hidden units, or a wiring (`dr.models.wirings.AutoNCP(...)`, ...).
-    - `output`: projection size (default: no projection).
     - `mode`: `"default"`, `"no_gate"` or `"pure"`.
     - `backbone_units`, `backbone_layers`, `backbone_dropout`, `backbone_activation`: default
       128, 1, 0.0, `"lecun_tanh"` (also `"tanh"`, `"relu"`, `"silu"`, `"gelu"`); not allowed
       with a wiring. Dropout is active only when a `key` is passed to the call.
     - `mixed_memory`: prepend the LSTM.
     - `wiring`: a wiring (alternative to passing it as `hidden`).
-    - `observation`: `None` (the output map above), `"identity"`, `"affine"` or an instance.
+    - `observation`: `None` (ncps form: the output map above; latent form: identity or affine
+      by the sizes), a name, a table or an observation model of the flat state.
     - `dt`: elapsed time of one `step` in the latent-model interface (default 1).
     - `key`: PRNG key.
 
@@ -200,10 +209,13 @@ class CfC(AbstractLiquidModel):
 
     def __init__(
         self,
-        input: int,
-        hidden: int | AbstractWiring | Wiring | None,
+        input: int | None = None,
+        hidden: int | AbstractWiring | Wiring | None = None,
         output: int | None = None,
         *,
+        obs: int | None = None,
+        latent: int | None = None,
+        inputs: int | None = None,
         mode: str = "default",
         backbone_units: int | None = None,
         backbone_layers: int | None = None,
@@ -216,7 +228,19 @@ class CfC(AbstractLiquidModel):
         dtype=None,
         key: PRNGKeyArray,
     ):
-        input = _check_int(input, "input", 0)
+        if isinstance(hidden, AbstractWiring | Wiring | dict):
+            if wiring is not None:
+                raise DynrnnValueError(
+                    "pass the wiring either as `hidden` or as `wiring`, not both."
+                )
+            wiring, hidden = hidden, None
+        sizes = liquid_sizes("CfC", "hidden", input, hidden, output, obs=obs, latent=latent,
+                             inputs=inputs, wiring=wiring)
+        input, output = sizes.input, sizes.output
+        if isinstance(sizes.units, int | np.integer):
+            hidden, wiring = sizes.units, None
+        else:
+            hidden, wiring = None, sizes.units
         if mode not in _MODES:
             raise DynrnnValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
         if backbone_activation not in _ACTIVATIONS:
@@ -224,12 +248,6 @@ class CfC(AbstractLiquidModel):
                 f"`backbone_activation` must be one of {tuple(_ACTIVATIONS)}, got "
                 f"{backbone_activation!r}."
             )
-        if isinstance(hidden, AbstractWiring | Wiring | dict):
-            if wiring is not None:
-                raise DynrnnValueError(
-                    "pass the wiring either as `hidden` or as `wiring`, not both."
-                )
-            wiring, hidden = hidden, None
         if wiring is not None:
             built = as_wiring(wiring, input)
             if hidden is not None and hidden != built.units:
@@ -281,7 +299,11 @@ class CfC(AbstractLiquidModel):
         self.state_size = 2 * units if mixed_memory else units
         self.dt = float(check_positive(dt, "dt"))
         self.lstm = LSTMCell(input, units, key=kl, dtype=dtype) if mixed_memory else None
-        if observation is None:
+        if sizes.obs is not None:  # latent-model form
+            self.observation = make_observation(
+                observation, sizes.obs, self.state_size, key=ko, dtype=dtype
+            )
+        elif observation is None:
             if output is None:
                 self.observation = LiquidReadout(n_cells, self.state_size)
             else:
@@ -290,6 +312,8 @@ class CfC(AbstractLiquidModel):
                 self.observation = LiquidReadout(n_cells, self.state_size, weight=w, bias=b)
         else:
             n_obs = n_cells if output is None else _check_int(output, "output", 1)
+            if isinstance(observation, AbstractObservation):
+                n_obs = observation.n_obs
             self.observation = make_observation(
                 observation, n_obs, self.state_size, key=ko, dtype=dtype
             )
@@ -300,29 +324,23 @@ class CfC(AbstractLiquidModel):
 
     @property
     def hyperparameters(self) -> dict:
-        """Constructor arguments (JSON) that rebuild this model's structure (`dr.save`)."""
+        """Constructor arguments (ncps form, with the observation model itself) that rebuild
+        this model's structure (`dr.save`)."""
         obs = self.observation
-        kind = observation_kind(obs)
-        if kind is None:
-            output = obs.n_obs if obs.weight is not None else None
-        else:
-            output = obs.n_obs
+        readout = isinstance(obs, LiquidReadout)
         cell = self.cells[0]
         hp = {
             "input": self.input_size,
-            "hidden": self.units if self.wiring is None else self.wiring.to_dict(),
-            "output": output,
-            "mode": self.mode,
-            "mixed_memory": self.mixed_memory,
-            "observation": kind,
-            "dt": self.dt,
+            "hidden": self.units if self.wiring is None else self.wiring,
+            "output": obs.n_obs if readout and obs.weight is not None else None,
+            "mode": self.mode, "mixed_memory": self.mixed_memory,
+            "observation": None if readout else obs, "dt": self.dt,
             "dtype": str(cell.ff1[0].dtype),
         }
         if self.wiring is None:
             hp.update(
                 backbone_units=cell.backbone[0][0].shape[0] if cell.backbone else 128,
-                backbone_layers=len(cell.backbone),
-                backbone_dropout=cell.dropout,
+                backbone_layers=len(cell.backbone), backbone_dropout=cell.dropout,
                 backbone_activation=cell.activation,
             )
         return hp

@@ -25,7 +25,7 @@ import functools
 
 import numpy as np
 
-from .._errors import DynrnnTypeError, DynrnnValueError
+from ..._errors import DynrnnTypeError, DynrnnValueError
 
 
 def _check_count(value, name: str, *, minimum: int = 1) -> int:
@@ -517,8 +517,20 @@ def as_wiring(wiring, input_dim: int) -> Wiring:
     if isinstance(wiring, dict) and set(wiring) == {"adjacency", "sensory_adjacency",
                                                     "output_dim", "layers"}:
         return Wiring(**wiring).build(input_dim)
+    if isinstance(wiring, dict) and "type" in wiring:
+        # A config table, e.g. {"type": "AutoNCP", "units": 16, "output_size": 3}.
+        kinds = {"FullyConnected": FullyConnected, "Random": Random, "NCP": NCP,
+                 "AutoNCP": AutoNCP}
+        kw = dict(wiring)
+        kind = kw.pop("type")
+        if kind not in kinds:
+            raise DynrnnValueError(
+                f"wiring `type` must be one of {', '.join(kinds)}, got {kind!r}."
+            )
+        return kinds[kind](**kw).build(input_dim)
     raise DynrnnTypeError(
         "`wiring` must be a dynrnn wiring (dr.models.wirings.FullyConnected, NCP, AutoNCP, "
-        f"Random or Wiring), got {type(wiring).__name__}; convert ncps wirings with "
+        "Random or Wiring) or a table with a `type`, got "
+        f"{type(wiring).__name__}; convert ncps wirings with "
         "dr.interop.wiring_from_ncps."
     )

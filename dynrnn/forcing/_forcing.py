@@ -17,12 +17,13 @@ teacher forcing, α = 0 free running. `D = N` with partial forcing, else `M`.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._errors import DynrnnValueError
 
@@ -52,7 +53,15 @@ def optimal_alpha(norm) -> Array:
 
 
 class AbstractTeacherForcing(eqx.Module):
-    """A teacher-forcing scheme used by `dynrnn.fit` for latent models."""
+    """A teacher-forcing scheme: the forcing strength at every step of a window, and how it
+    changes between updates.
+
+    Subclasses set `partial` (force only the first `n_obs` units: `True`; all `n_latent`:
+    `False`; the observation model's default: `None`) and implement `initial_alpha` and
+    `alphas`; adaptive schemes also override `update_alpha`.
+    """
+
+    partial: eqx.AbstractVar[bool | None]
 
     @abc.abstractmethod
     def initial_alpha(self) -> float:
@@ -63,13 +72,13 @@ class AbstractTeacherForcing(eqx.Module):
         """Forcing strength at each of the `n_steps` steps of a window."""
 
     def n_forced(self, model) -> int:
-        partial = getattr(self, "partial", None)
-        if partial is None:
-            partial = model.partial_forcing
+        """How many leading latent units are forced."""
+        partial = model.partial_forcing if self.partial is None else self.partial
         return model.n_obs if partial else model.n_latent
 
     def update_alpha(self, model, alpha, zhat, counter):
-        """The α for the next update (constant schemes return `alpha`)."""
+        """The α for the next update and the norm estimate it came from (constant schemes
+        return `alpha` and 0)."""
         return alpha, jnp.zeros((), jnp.result_type(alpha))
 
 
@@ -230,33 +239,51 @@ class STF(AbstractTeacherForcing):
         return ((t - 1) % self.interval == 0).astype(dtype)
 
 
-def forced_rollout(model, x, tf: AbstractTeacherForcing, alpha, inputs=None, *,
-                   regularizer=None, key=None):
-    """Run `model` over one window `x` `(T+1, obs)` under teacher forcing.
+def forced_rollout(
+    model,
+    x: Float[Array, "time obs"],
+    tf: AbstractTeacherForcing,
+    alpha,
+    inputs: Float[Array, "time input"] | None = None,
+    *,
+    step: Callable | None = None,
+    key: PRNGKeyArray | None = None,
+):
+    """Run a latent model over one window `x` `(T+1, obs)` under teacher forcing.
 
-    With a solver regulariser (`dr.regularizers`, which has `needs`) and a model with
-    `step_with_stats` (neural ODEs/SDEs), every step is taken through `step_with_stats` and the
-    regulariser's penalty of the trajectory actually trained is accumulated.
+    `z̃_1 = init_state(x_1)`; for t = 2 … T+1: `z_t = F(z̃_{t−1}, u_t)` (kept for the loss),
+    then `z̃_t` = the blend of `z_t` and `ẑ_t = forcing_signal(x_t)` with strength `α_t` on the
+    forced units (see the module docstring).
+
+    **Arguments:**
+    - `model`: a latent model (`dynrnn.models.AbstractLatentModel`).
+    - `x`: the window; `inputs`: `(T+1, input)` inputs aligned with `x` (`inputs[t]` drives the
+      step that lands on `x[t]`).
+    - `tf`, `alpha`: the scheme and its current strength.
+    - `step`: replaces `model.step`: `step(z, u, key) -> (z_new, penalty)` (e.g. a solver
+      regulariser's step, which also returns the penalty of that step); the penalties are
+      summed over the window.
+    - `key`: split into one key per step, passed to the step (the noise of a stochastic model).
 
     **Returns:** `(predictions (T, obs), forcing signals ẑ (T, latent), penalty)`, the
-    predictions being `observe(F(z̃_{t−1}))` for t = 2…T+1.
+    predictions being `observe(F(z̃_{t−1}))` for t = 2 … T+1.
     """
     zhat = jax.lax.stop_gradient(jax.vmap(model.forcing_signal)(x[1:]))
     z1 = model.init_state(x[0])
     n_forced = tf.n_forced(model)
     n = x.shape[0] - 1
     alphas = tf.alphas(alpha, n, zhat.dtype)
-    in_rollout = regularizer is not None and uses_step_stats(model, regularizer)
-    keys = jax.random.split(key if key is not None else jax.random.PRNGKey(0), n)
+    keys = None if key is None else jax.random.split(key, n)
 
     def body(carry, step_in):
         z, pen = carry
         zh, a, u, k = step_in
-        if in_rollout:
-            z_new, stats = model.step_with_stats(z, u, needs=regularizer.needs, key=k)
-            pen = pen + regularizer(model, stats)
+        if step is None:
+            z_new = model.step(z, u, key=k)
         else:
-            z_new = model.step(z, u)
+            z_new, p = step(z, u, k)
+            pen = pen + p
+        z_new = z_new.astype(z.dtype)
         return (gtf_blend(z_new, zh, a, n_forced), pen), z_new
 
     us = inputs[1:] if inputs is not None else None
@@ -265,15 +292,9 @@ def forced_rollout(model, x, tf: AbstractTeacherForcing, alpha, inputs=None, *,
     return jax.vmap(model.observe)(zs), zhat, penalty
 
 
-def uses_step_stats(model, regularizer) -> bool:
-    """Whether `regularizer` is applied inside the rollout through `model.step_with_stats`."""
-    return hasattr(regularizer, "needs") and hasattr(model, "step_with_stats")
-
-
-def forced_loss(model, x, tf: AbstractTeacherForcing, alpha, inputs=None, *,
-                regularizer=None, key=None):
-    """Mean squared error of the teacher-forced predictions on one window (plus the in-rollout
-    regulariser penalty, if any). Returns `(loss, ẑ)`."""
-    pred, zhat, penalty = forced_rollout(model, x, tf, alpha, inputs, regularizer=regularizer,
-                                         key=key)
+def forced_loss(model, x, tf: AbstractTeacherForcing, alpha, inputs=None, *, step=None,
+                key=None):
+    """Mean squared error of the teacher-forced predictions on one window, plus the penalty
+    of a replaced `step` (see `forced_rollout`). Returns `(loss, ẑ)`."""
+    pred, zhat, penalty = forced_rollout(model, x, tf, alpha, inputs, step=step, key=key)
     return jnp.mean((pred - x[1:]) ** 2) + penalty, zhat

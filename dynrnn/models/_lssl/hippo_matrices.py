@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._errors import DynrnnTypeError, DynrnnValueError
+from ..._errors import DynrnnTypeError, DynrnnValueError
 
 
 HIPPO_KINDS = ("legs", "legt", "lmu", "lagt", "tlagt")

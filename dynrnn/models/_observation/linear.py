@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import DynrnnValueError, check_positive
-from ._base import AbstractObservation
+from ..._errors import DynrnnValueError, check_positive
+from .._base import AbstractObservation
 
 
 def glorot_uniform(key, shape, dtype=None):
@@ -126,26 +126,3 @@ class Affine(AbstractObservation):
             return jnp.zeros((), self.B.dtype)
         s = jnp.linalg.svd(self.B, compute_uv=False)
         return self.penalty_weight * (1.0 - s[0] / (s[-1] + 1e-8)) ** 2
-
-
-def make_observation(observation, obs: int, latent: int, *, key, dtype=None):
-    """Build the observation model from `"identity"`, `"affine"`, `None` or an instance.
-
-    `None` picks `Identity` when `obs <= latent`, `Affine` otherwise.
-    """
-    if isinstance(observation, AbstractObservation):
-        if observation.n_obs != obs or observation.n_latent != latent:
-            raise DynrnnValueError(
-                f"`observation` has n_obs={observation.n_obs}, n_latent={observation.n_latent}; "
-                f"the model needs n_obs={obs}, n_latent={latent}."
-            )
-        return observation
-    if observation is None:
-        observation = "identity" if obs <= latent else "affine"
-    if observation == "identity":
-        return Identity(obs, latent, key=key, dtype=dtype)
-    if observation == "affine":
-        return Affine(obs, latent, key=key, dtype=dtype)
-    raise DynrnnValueError(
-        f"`observation` must be 'identity', 'affine' or an observation model, got {observation!r}."
-    )

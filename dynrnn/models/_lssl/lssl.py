@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import DynrnnTypeError, DynrnnValueError, check_positive
-from ..scan import linear as scan_linear
-from ._base import AbstractLatentModel, AbstractObservation
-from ._hippo import DISCRETIZATIONS, _discretize, hippo, krylov, method_alpha
+from ..._errors import DynrnnTypeError, DynrnnValueError, check_positive
+from ...scan import linear as scan_linear
+from .._base import AbstractLatentModel, AbstractObservation
+from .hippo_matrices import DISCRETIZATIONS, _discretize, hippo, krylov, method_alpha
 
 
 _ACTIVATIONS = {
@@ -46,6 +46,25 @@ def _check_sequence(u, name, features):
             f"`{name}` must have shape (time, {features}), got shape {tuple(u.shape)}; "
             "apply the layer to one sequence and use jax.vmap for a batch."
         )
+
+
+def _lssl_sizes(channels, state_size, obs, latent):
+    if obs is None and latent is None:
+        if channels is None or state_size is None:
+            raise DynrnnValueError(
+                "`LSSL` needs its sizes: `LSSL(channels, state_size)` or the latent-model "
+                "keywords `obs=`, `latent=`."
+            )
+        return channels, state_size
+    if channels is not None or state_size is not None:
+        raise DynrnnValueError(
+            "`LSSL` takes either `(channels, state_size)` or the keywords `obs=`, `latent=`, not "
+            f"both; got channels={channels!r}, state_size={state_size!r}, obs={obs!r}, "
+            f"latent={latent!r}."
+        )
+    if latent is None:
+        raise DynrnnValueError("`LSSL` needs `latent=` (the HiPPO order of each channel).")
+    return (latent if obs is None else obs), latent
 
 
 def _linear_recurrence(a, b):
@@ -116,6 +135,11 @@ class LSSL(AbstractLatentModel):
     `lambda d, key: LSSL(d, N, key=key)`) it reports `state_size(length) = H·N`; the HiPPO
     order itself is the attribute `n_state`.
 
+    **Sizes**, in one of two forms: the sequence-layer form `LSSL(channels, state_size)`, or the
+    latent-model keywords `obs` (= `channels`, default `latent`) and `latent` (= `state_size`,
+    the HiPPO order of each channel). The flat latent state then has `obs · (1 + latent)`
+    values (see above).
+
     **Arguments:**
     - `channels`: `H`, the input and output width.
     - `state_size`: `N`, the HiPPO order.
@@ -155,9 +179,11 @@ class LSSL(AbstractLatentModel):
 
     def __init__(
         self,
-        channels: int,
-        state_size: int,
+        channels: int | None = None,
+        state_size: int | None = None,
         *,
+        obs: int | None = None,
+        latent: int | None = None,
         copies: int = 1,
         kind: str = "legs",
         discretization: str = "bilinear",
@@ -168,6 +194,7 @@ class LSSL(AbstractLatentModel):
         dropout: float = 0.0,
         key: PRNGKeyArray,
     ):
+        channels, state_size = _lssl_sizes(channels, state_size, obs, latent)
         check_positive(channels, "channels", integer=True)
         check_positive(state_size, "state_size", integer=True)
         check_positive(copies, "copies", integer=True)
@@ -204,6 +231,13 @@ class LSSL(AbstractLatentModel):
         self.discretization = discretization
         self.train_A = bool(train_A)
         self.activation = activation
+
+    @property
+    def hyperparameters(self) -> dict:
+        """Constructor arguments that rebuild this layer (`dr.save`)."""
+        return dict(channels=self.channels, state_size=self.n_state, copies=self.copies,
+                    kind=self.kind, discretization=self.discretization, train_A=self.train_A,
+                    activation=self.activation, dropout=self.dropout.p)
 
     def state_size(self, length: int | None = None) -> int:
         """Numbers carried between steps in recurrent mode: `channels × N` (any length).
@@ -288,8 +322,16 @@ class LSSL(AbstractLatentModel):
         out = jnp.einsum("hmn,hn->hm", self.C, x) + self.D * v[:, None]
         return jnp.concatenate([self._mix(out, None), x.reshape(-1)])
 
+    @property
+    def n_inputs(self) -> int:
+        return self.channels
+
     def step(
-        self, z: Float[Array, " latent"], u: Float[Array, " channels"] | None = None
+        self,
+        z: Float[Array, " latent"],
+        u: Float[Array, " channels"] | None = None,
+        *,
+        key=None,
     ) -> Float[Array, " latent"]:
         """One time step of the recurrent mode on the state `z = [y; x]`.
 
@@ -298,32 +340,6 @@ class LSSL(AbstractLatentModel):
         """
         Ab, Bb = self.discretized()
         return self._advance(Ab, Bb, z, u)
-
-    @eqx.filter_jit
-    def rollout(
-        self,
-        z: Float[Array, " latent"],
-        n_steps: int,
-        inputs: Float[Array, "time channels"] | None = None,
-    ) -> Float[Array, "time latent"]:
-        """The `n_steps` states after `z` (time-major); `inputs[t]` drives step `t`, and
-        without inputs each output is fed back as the next input. The outputs are
-        `states[:, :channels]`."""
-        if inputs is not None:
-            _check_sequence(inputs, "inputs", self.channels)
-            if inputs.shape[0] != n_steps:
-                raise DynrnnValueError(
-                    f"`inputs` must have n_steps={n_steps} rows, got shape {inputs.shape}."
-                )
-        Ab, Bb = self.discretized()
-
-        def body(state, u):
-            new = self._advance(Ab, Bb, state, u)
-            return new, new
-
-        if inputs is None:
-            return jax.lax.scan(lambda s, _: body(s, None), z, None, length=n_steps)[1]
-        return jax.lax.scan(body, z, inputs)[1]
 
 
 class DeepLSSL(eqx.Module):

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import DynrnnValueError
+from ..._errors import DynrnnValueError
 
 
 # Size of the stability region of Tsit5 along the negative real axis (Pal et al. 2021, Sec. 3.2;

@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import DynrnnValueError, check_positive
-from . import _diffeq
-from ._neural_ode import MLPVectorField, _check_needs, _check_solver
+from ..._errors import DynrnnValueError, check_positive
+from . import solve as _diffeq
+from .base import MLPVectorField, check_adaptive_solver, check_needs as _check_needs
 
 
 def _mask_like(x, mask):
@@ -87,7 +87,7 @@ class LatentODE(eqx.Module):
         check_positive(depth, "depth", integer=True, strict=False)
         check_positive(rtol, "rtol")
         check_positive(atol, "atol")
-        _check_solver(solver, "solver")
+        check_adaptive_solver(solver)
         ke, kl, kf, kd = jr.split(key, 4)
         self.encoder = eqx.nn.GRUCell(2 * obs + 1, hidden, key=ke)
         self.to_latent = eqx.nn.Linear(hidden, 2 * latent if vae else latent, key=kl)

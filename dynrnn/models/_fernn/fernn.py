@@ -40,7 +40,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import DynrnnTypeError, DynrnnValueError, check_positive
+from ..._errors import DynrnnTypeError, DynrnnValueError, check_positive
 
 
 _ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh}

@@ -1,0 +1,73 @@
+"""Building any latent family from a configuration table (a TOML `[model]` table)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+
+from jaxtyping import PRNGKeyArray
+
+from .._errors import DynrnnTypeError, DynrnnValueError
+from ._base import AbstractLatentModel
+
+
+def families() -> dict[str, type]:
+    """The concrete latent families exported by `dynrnn.models`, by class name."""
+    from .. import models
+
+    return {
+        name: obj for name, obj in vars(models).items()
+        if isinstance(obj, type) and issubclass(obj, AbstractLatentModel)
+        and not inspect.isabstract(obj) and not name.startswith("Abstract")
+    }
+
+
+def build(table: Mapping, *, obs: int | None = None, key: PRNGKeyArray) -> AbstractLatentModel:
+    """A latent model from a configuration table.
+
+    `table` holds `type` (a class name of `dynrnn.models`, e.g. `"ShallowPLRNN"`, `"CfC"`,
+    `"NeuralODE"`; case is ignored) and the constructor's keyword arguments in the common
+    vocabulary (`latent`, `obs`, then the family's own, e.g. `hidden`, `wiring`, `width`).
+    Nested tables build observation models (`observation = {type = "affine",
+    penalty_weight = 1e-6}`) and wirings (`wiring = {type = "AutoNCP", units = 16,
+    output_size = 3}`).
+
+    **Arguments:**
+    - `table`: the `[model]` table.
+    - `obs`: the data's dimension; fills `obs` (and must agree with it when the table gives
+      one).
+    - `key`: PRNG key of the initialisation.
+
+    **Returns:** the model.
+
+    **Raises:** `ValueError` naming the unknown type or keyword and listing what the family
+    accepts.
+    """
+    if not isinstance(table, Mapping):
+        raise DynrnnTypeError(f"a [model] table must be a mapping, got {type(table).__name__}.")
+    kw = dict(table)
+    kind = kw.pop("type", None)
+    known = families()
+    if kind is None:
+        raise DynrnnValueError(f"the [model] table needs a `type`, one of {sorted(known)}.")
+    by_lower = {name.lower(): cls for name, cls in known.items()}
+    cls = known.get(kind) or by_lower.get(str(kind).lower())
+    if cls is None:
+        raise DynrnnValueError(
+            f"[model] type {kind!r} is not a latent family of dynrnn.models; choose one of "
+            f"{', '.join(sorted(known))}."
+        )
+    if obs is not None:
+        given = kw.setdefault("obs", obs)
+        if given != obs:
+            raise DynrnnValueError(f"[model] obs = {given} but the data has {obs} dimensions.")
+    params = inspect.signature(cls.__init__).parameters
+    accepted = [n for n, p in params.items() if n not in ("self", "key")
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = sorted(set(kw) - set(accepted))
+    if unknown:
+        raise DynrnnValueError(
+            f"[model] type {cls.__name__!r} does not take {', '.join(map(repr, unknown))}; it "
+            f"takes {', '.join(accepted)}."
+        )
+    return cls(**kw, key=key)

@@ -1,0 +1,132 @@
+"""Hooks of `dr.fit` that need the rest of the package: held-out evaluation and checkpoints."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from .._errors import CheckpointError, check_array, check_positive
+from . import _checkpoint
+from ._data import as_series_list
+from ._loop import AbstractHook, Run
+
+
+class Evaluation(AbstractHook):
+    """Held-out measures during training: every `every` updates (rounded to whole host calls)
+    and at the end, the model generates from the first point of `data` and is scored with
+    `D_stsp` and `D_H` as `dr.evaluate` does (on at most `max_points` points). The values go
+    into the chunk's logs (the progress bar, callbacks) and the history (`eval_step`); the
+    best model of the run is then the one with the lowest held-out `D_stsp`.
+
+    **Arguments:**
+    - `data`: a held-out series `(time, obs)` (or a recording).
+    - `every`: updates between evaluations (default: every 10 host calls).
+    - `max_points`: length of the compared series.
+    """
+
+    def __init__(self, data, *, every: int | None = None, max_points: int = 10_000):
+        self.x = np.asarray(as_series_list(data, "eval_data")[0])
+        if every is not None:
+            check_positive(every, "every", integer=True)
+        check_positive(max_points, "max_points", integer=True)
+        self.every = every
+        self.max_points = max_points
+        self._next = None
+
+    def start(self, run: Run):
+        check_array(self.x, "eval_data", dims=run.model.n_obs)
+        steps_per_call = run.config.get("steps_per_call", 50)
+        every = self.every if self.every is not None else 10 * steps_per_call
+        self.every = max(steps_per_call, (every // steps_per_call) * steps_per_call)
+        for name in ("eval_step", "D_stsp", "D_H"):
+            run.evaluations.setdefault(name, [])
+
+    def after_chunk(self, run: Run) -> bool:
+        if run.step % self.every and run.step != run.n_steps:
+            return False
+        from ._evaluate import evaluate
+
+        measures = evaluate(run.model, self.x[: self.max_points], prediction_steps=None,
+                            lyapunov=False)
+        for name in ("D_stsp", "D_H"):
+            run.logs[name] = float(measures[name])
+            run.evaluations[name].append(float(measures[name]))
+        run.evaluations["eval_step"].append(run.step)
+        return False
+
+
+class Checkpointing(AbstractHook):
+    """Writes `last.eqx` (model, optimiser and objective state, history) after every host call
+    and `best.eqx` when the run's best model improves; on start, resumes from `last.eqx` if
+    the folder holds one, after checking that it was written by a run with the same data and
+    settings (`run.config`), which are recorded in the file.
+
+    **Raises:** `CheckpointError` naming the setting that differs, or for an unreadable file.
+    """
+
+    def __init__(self, directory):
+        self.dir = pathlib.Path(directory)
+
+    def _extra(self, run: Run):
+        return {"state": run.state,
+                "history": {k: jnp.asarray(v) for k, v in run.history.items()}}
+
+    def start(self, run: Run):
+        last = self.dir / "last.eqx"
+        if not last.exists():
+            return
+        try:
+            meta = _checkpoint.read_header(last)[0]["metadata"]
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"cannot resume from `checkpoint_dir` {str(self.dir)!r}: {e}. Delete the folder "
+                "or pick another to start afresh."
+            ) from e
+        saved = meta.get("config", {})
+        for name in sorted(set(saved) | set(run.config)):
+            if saved.get(name) != run.config.get(name):
+                raise CheckpointError(
+                    f"`checkpoint_dir` {str(self.dir)!r} holds a run with different {name} "
+                    f"({_short(saved.get(name))} there, {_short(run.config.get(name))} now); "
+                    "resume only with the same data and settings, or use another folder."
+                )
+        try:
+            model, meta, extra = _checkpoint.load(last, like=run.model,
+                                                  extra_like=self._extra(run),
+                                                  return_metadata=True)
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"cannot resume from `checkpoint_dir` {str(self.dir)!r}: {e}. Delete the folder "
+                "or pick another to start afresh."
+            ) from e
+        run.params = eqx.filter(model, eqx.is_inexact_array)
+        run.state = extra["state"]
+        run.history = {k: np.array(v) for k, v in extra["history"].items()}
+        run.step = int(meta["step"])
+        run.evaluations = {k: list(v) for k, v in meta.get("evaluations", {}).items()}
+        best = meta.get("best_score")
+        run.best_score = np.inf if best is None else best
+        if (self.dir / "best.eqx").exists():
+            best_model = _checkpoint.load(self.dir / "best.eqx", like=run.model)
+            run.best_params = eqx.filter(best_model, eqx.is_inexact_array)
+        print(f"dynrnn: resuming {run.name} from {last} at update {run.step} of {run.n_steps}",
+              file=sys.stderr)
+
+    def after_chunk(self, run: Run) -> bool:
+        if run.improved:
+            _checkpoint.save(self.dir / "best.eqx", run.model, step=run.step,
+                             score=float(run.best_score), config=run.config)
+        best = float(run.best_score) if np.isfinite(run.best_score) else None
+        _checkpoint.save(self.dir / "last.eqx", run.model, extra=self._extra(run),
+                         step=run.step, best_score=best, evaluations=run.evaluations,
+                         config=run.config)
+        return False
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
