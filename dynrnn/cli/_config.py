@@ -1,7 +1,8 @@
 """Run configurations (TOML): reading, validating, building models and data, writing back.
 
 A configuration has the tables `[data]`, `[model]`, `[teacher_forcing]`, `[training]` and
-`[output]`; see `models/*.toml` for the recipes of the published settings.
+`[evaluation]` (`lyapunov_steps`, `prediction_steps`) and `[output]`; `dynrnn datasets list`
+shows the shipped recipes of the published settings (`recipe:NAME`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ DEFAULT_RECONSTRUCT = {
     "output": {"dir": "runs"},
 }
 
-_SECTIONS = ("data", "model", "teacher_forcing", "training", "output")
+_SECTIONS = ("data", "model", "teacher_forcing", "training", "evaluation", "output")
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -50,9 +51,11 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def read_config(path) -> dict:
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist.")
+    """A run configuration from a TOML file or a shipped recipe (`recipe:NAME`), merged into
+    the defaults of `dynrnn reconstruct`."""
+    from .. import datasets
+
+    path = datasets.resolve_recipe(path)
     try:
         cfg = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

@@ -13,6 +13,8 @@ def register(sub):
     p.add_argument("model", help="model file written by dr.save / dynrnn reconstruct")
     p.add_argument("data", help="test series: .npy, .nc/.h5 or dataset:NAME")
     p.add_argument("--dt", type=float, help="time step, to report λ per time unit")
+    p.add_argument("--lyapunov-steps", type=int, default=10_000,
+                   help="map iterations averaged for the largest Lyapunov exponent")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=main)
 
@@ -22,7 +24,7 @@ def main(args) -> int:
 
     model = dr.load(args.model)
     x, attrs = load_series(args.data, name="data")
-    ev = dr.evaluate(model, x)
+    ev = dr.evaluate(model, x, lyapunov_steps=args.lyapunov_steps)
     ev.pop("generated", None)
     dt = args.dt or attrs.get("dt")
     if dt:

@@ -7,8 +7,9 @@ from ._run import run_reconstruction
 
 
 def register(sub):
-    p = sub.add_parser("fit", help="run a TOML recipe (see models/*.toml)")
-    p.add_argument("config", help="TOML recipe")
+    p = sub.add_parser("fit", help="run a TOML recipe (recipe:NAME or a file)")
+    p.add_argument("config", help="TOML recipe: recipe:NAME (see `dynrnn datasets list`) or a "
+                   "path")
     p.add_argument("--out", help="run folder (an existing one resumes its checkpoint)")
     p.add_argument("--steps", type=int, help="override [training] n_steps")
     p.add_argument("--no-progress", action="store_true")

@@ -20,7 +20,8 @@ def register(sub):
     p.add_argument("--data", help="training series: .npy (time, dims), .nc/.h5, or dataset:NAME")
     p.add_argument("--test", help="test series (default: the shipped test set, or the last "
                    "20 %% of --data)")
-    p.add_argument("--config", help="TOML recipe to start from (see models/)")
+    p.add_argument("--config", help="TOML recipe to start from: recipe:NAME (see `dynrnn "
+                   "datasets list`) or a path")
     p.add_argument("--steps", type=int, help="number of updates")
     p.add_argument("--hidden", type=int, help="hidden width H")
     p.add_argument("--latent", type=int, help="latent dimension M")

@@ -86,7 +86,10 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
 
     dt = attrs_test.get("dt") or attrs_train.get("dt")
     dt = float(dt) if dt else None
-    ev = dr.evaluate(final, x_test, lyapunov=True)
+    ev_cfg = cfg.get("evaluation", {})
+    pe_n = int(ev_cfg.get("prediction_steps", 20))
+    ev = dr.evaluate(final, x_test, lyapunov=True, prediction_steps=pe_n,
+                     lyapunov_steps=int(ev_cfg.get("lyapunov_steps", 10_000)))
     x_gen = ev.pop("generated")
     # Data column: the same measures for the training data against the test set, the
     # persistence forecast for PE(n), and the system's exponent where the data card has it.
@@ -95,7 +98,7 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     data_col = {
         "D_stsp": float(dr.metrics.state_space_divergence(x_test, x_train[:n], method=method)),
         "D_H": float(dr.metrics.power_spectrum_distance(x_test[:n], x_train[:n])),
-        "PE": float(np.mean((x_test[20:] - x_test[:-20]) ** 2)),
+        "PE": float(np.mean((x_test[pe_n:] - x_test[:-pe_n]) ** 2)),
         "max_lyapunov": math.nan,
     }
     spectrum = attrs_test.get("lyapunov_spectrum") or attrs_train.get("lyapunov_spectrum")
@@ -109,7 +112,7 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     rows = [
         ("D_stsp", "state-space divergence"),
         ("D_H", "power-spectrum distance"),
-        ("PE", "prediction error PE(20)"),
+        ("PE", f"prediction error PE({pe_n})"),
         ("max_lyapunov", f"largest Lyapunov exponent ({unit})"),
     ]
     echo("")

@@ -17,6 +17,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ..._errors import DynrnnTypeError, DynrnnValueError, check_positive
 from ...scan import linear as scan_linear
 from .._base import AbstractLatentModel, AbstractObservation
+from .._observation import make_observation
 from .hippo_matrices import DISCRETIZATIONS, _discretize, hippo, krylov, method_alpha
 
 
@@ -155,6 +156,8 @@ class LSSL(AbstractLatentModel):
       initialised at HiPPO (LSSL `learn=2`).
     - `activation`: `"gelu"` (default), `"relu"`, `"tanh"`, `"identity"`.
     - `dropout`: dropout probability after the activation (needs a `key` when calling).
+    - `observation`: `None` (the layer's output `y`, see above) or another observation model of
+      the flat state (a name, a table or an instance), for reconstruction.
     - `key`: PRNG key.
 
     **Raises:** `DynrnnValueError` for sizes < 1, an unknown kind/discretisation/activation,
@@ -168,7 +171,7 @@ class LSSL(AbstractLatentModel):
     D: Float[Array, "channels copies"]
     output: eqx.nn.Linear
     dropout: eqx.nn.Dropout
-    observation: LSSLReadout
+    observation: AbstractObservation
     channels: int = eqx.field(static=True)
     n_state: int = eqx.field(static=True)
     copies: int = eqx.field(static=True)
@@ -192,6 +195,7 @@ class LSSL(AbstractLatentModel):
         train_A: bool = False,
         activation: str = "gelu",
         dropout: float = 0.0,
+        observation=None,
         key: PRNGKeyArray,
     ):
         channels, state_size = _lssl_sizes(channels, state_size, obs, latent)
@@ -214,7 +218,7 @@ class LSSL(AbstractLatentModel):
         if train_A:
             A = jnp.tile(A, (channels, 1, 1))
             B = jnp.tile(B, (channels, 1))
-        k_dt, k_c, k_d, k_out = jr.split(key, 4)
+        k_dt, k_c, k_d, k_out, k_obs = jr.split(key, 5)
         self.A, self.B = A, B
         self.log_dt = jr.uniform(
             k_dt, (channels,), dtype, minval=math.log(dt_min), maxval=math.log(dt_max)
@@ -223,7 +227,12 @@ class LSSL(AbstractLatentModel):
         self.D = jr.normal(k_d, (channels, copies), dtype)
         self.output = eqx.nn.Linear(copies * channels, channels, key=k_out, dtype=dtype)
         self.dropout = eqx.nn.Dropout(dropout)
-        self.observation = LSSLReadout(channels, channels + channels * state_size)
+        n_latent = channels + channels * state_size
+        if observation is None:
+            self.observation = LSSLReadout(channels, n_latent)
+        else:
+            self.observation = make_observation(observation, channels, n_latent, key=k_obs,
+                                                dtype=dtype)
         self.channels = channels
         self.n_state = state_size
         self.copies = copies
@@ -235,9 +244,11 @@ class LSSL(AbstractLatentModel):
     @property
     def hyperparameters(self) -> dict:
         """Constructor arguments that rebuild this layer (`dr.save`)."""
+        readout = isinstance(self.observation, LSSLReadout)
         return dict(channels=self.channels, state_size=self.n_state, copies=self.copies,
                     kind=self.kind, discretization=self.discretization, train_A=self.train_A,
-                    activation=self.activation, dropout=self.dropout.p)
+                    activation=self.activation, dropout=self.dropout.p,
+                    observation=None if readout else self.observation)
 
     def state_size(self, length: int | None = None) -> int:
         """Numbers carried between steps in recurrent mode: `channels × N` (any length).
