@@ -34,6 +34,7 @@ from ._fernn import (
     GridClassifierHead as GridClassifierHead,
     NextFramePredictor as NextFramePredictor,
 )
+from ._gru import GRU as GRU
 from ._liquid import (
     LTC as LTC,
     AbstractLiquidModel as AbstractLiquidModel,
