@@ -44,8 +44,8 @@ def test_gru_matches_torch_grucell(getkey):
         cell.weight_hh.copy_(torch.from_numpy(np.array(m.weight_hh)))
         cell.bias_ih.copy_(torch.from_numpy(np.array(m.bias_ih)))
         cell.bias_hh.copy_(torch.from_numpy(np.array(m.bias_hh)))
-    u = np.asarray(jr.normal(getkey(), (30, 4)))
-    h0 = np.asarray(0.5 * jr.normal(getkey(), (5,)))
+    u = np.array(jr.normal(getkey(), (30, 4)))
+    h0 = np.array(0.5 * jr.normal(getkey(), (5,)))
     ours = np.asarray(m.rollout(jnp.asarray(h0), 30, jnp.asarray(u)))
     h = torch.from_numpy(h0)[None]
     for t in range(30):
