@@ -30,6 +30,13 @@ class TrainingDivergedError(DynrnnError, FloatingPointError):
     """Training produced non-finite loss or parameters; the last good model is kept."""
 
 
+def is_array(x) -> bool:
+    """Whether `x` is a NumPy or JAX array (or a tracer of one)."""
+    import jax
+
+    return isinstance(x, np.ndarray | np.generic | jax.Array)
+
+
 def check_array(
     x,
     name: str,
@@ -59,7 +66,7 @@ def check_array(
 
     if x is None:
         raise DynrnnValueError(f"`{name}` is required, got None.")
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+    if not is_array(x):
         try:
             x = np.asarray(x)
         except Exception as e:  # pragma: no cover - defensive

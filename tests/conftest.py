@@ -47,3 +47,30 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared datasets not found at {SHARED_DATA} (set DYNRNN_SHARED_DATA)")
     return SHARED_DATA
+
+
+def _memory_mappings() -> int:
+    try:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return 0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_code():
+    """Drop JAX's compiled executables after a test module once there are many.
+
+    Every XLA CPU executable keeps its own memory mappings; the whole suite compiles thousands
+    of programs, and one process accumulating them passed Linux's default limit of 65 530
+    mappings per process (`vm.max_map_count`), after which LLVM's next allocation failed and
+    the compiler crashed with a segmentation fault (seen in the full run, never in a file on
+    its own; one module, the conformance suite, needs up to ~26 000). Past 25 000 mappings
+    the caches are cleared between modules, which unmaps the freed executables.
+    """
+    yield
+    if _memory_mappings() > 25_000:
+        import gc
+
+        jax.clear_caches()
+        gc.collect()

@@ -22,6 +22,13 @@ from dynrnn.cli import main as cli
 
 
 FAMILIES = latent_families()
+# Families solved by Diffrax take 10-35 s each through the whole command line (compiling the
+# solver's gradient and the Lyapunov Jacobian); that check runs in the slow set for them.
+CLI_CASES = [
+    pytest.param(name, marks=pytest.mark.slow)
+    if issubclass(dr.models.families()[name], dr.models.AbstractDiffraxModel) else name
+    for name in FAMILIES
+]
 OBSERVATIONS = ["identity", "affine", "calcium", "linear_gaussian"]
 
 
@@ -107,7 +114,7 @@ def test_save_load_with_every_observation(name, observation, tmp_path, getkey):
     assert bool(eqx.tree_equal(back, m))
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", CLI_CASES)
 def test_model_table_through_the_command_line(name, tmp_path, lorenz, capsys):
     np.save(tmp_path / "test.npy", np.asarray(dr.datasets.load("lorenz63_test")["state"]
                                               .values[:300], np.float64))
@@ -119,6 +126,7 @@ def test_model_table_through_the_command_line(name, tmp_path, lorenz, capsys):
         '[training]\nn_steps = 4\nbatch_size = 2\nseq_len = 6\nsteps_per_call = 2\n'
         'validation_fraction = 0.0\n'
         '[evaluation]\nlyapunov_steps = 50\nprediction_steps = 5\n'
+        '[output]\nfigures = false\n'  # drawn and checked in tests/test_cli.py
     )
     out = tmp_path / "run"
     assert cli(["fit", str(tmp_path / "run.toml"), "--out", str(out), "--no-progress"]) == 0

@@ -465,9 +465,9 @@ def test_deep_lssl_trains_with_fit(getkey):
     u = 0.3 * jr.normal(k2, (n, L, 1))
     u = u.at[:, 0, 0].set(jnp.where(labels == 1, 1.0, -1.0))
     model = DeepLSSL(1, 8, 1, 2, state_size=8, pooling="last", key=getkey())
-    res = dr.fit(model, (u, labels), loss="cross_entropy", n_steps=300, batch_size=32,
+    res = dr.fit(model, (u, labels), loss="cross_entropy", n_steps=600, batch_size=32,
                  key=getkey(), progress=False,
-                 optimizer=dr.training.cosine_adam(300, 2e-2, 1e-3))
+                 optimizer=dr.training.cosine_adam(600, 2e-2, 1e-3))
     acc = jnp.mean(jnp.argmax(jax.vmap(res.model)(u), -1) == labels)
     assert float(acc) > 0.9
 

@@ -21,14 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Complex, Float
 
-from .._errors import DynrnnTypeError, DynrnnValueError
+from .._errors import DynrnnTypeError, DynrnnValueError, is_array
 from ._dsf import DSF
 
 
 def _arr(x, name: str, ndim: int | tuple[int, ...], desc: str):
     if x is None:
         raise DynrnnValueError(f"`{name}` is required, got None.")
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+    if not is_array(x):
         try:
             x = jnp.asarray(x)
         except TypeError as e:
@@ -138,7 +138,7 @@ def from_softmax_attention(
     if mask is None:
         allowed = causal
     else:
-        if not hasattr(mask, "shape"):
+        if not is_array(mask):
             mask = np.asarray(mask)
         if tuple(mask.shape) != (L, L):
             raise DynrnnValueError(

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Inexact
 
-from .._errors import DynrnnTypeError, DynrnnValueError
+from .._errors import DynrnnTypeError, DynrnnValueError, is_array
 from ..scan import linear as scan_linear
 
 
@@ -39,7 +39,7 @@ def _shape(x) -> tuple[int, ...]:
 def _as_array(x, name: str):
     if x is None:
         return None
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+    if not is_array(x):
         try:
             x = jnp.asarray(x)
         except TypeError as e:

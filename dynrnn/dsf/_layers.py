@@ -607,7 +607,7 @@ class SequenceModel(eqx.Module):
             self.encoder = eqx.nn.Embedding(n_in, d_model, key=keys[-3])
         else:
             self.encoder = eqx.nn.Linear(n_in, d_model, key=keys[-3])
-        if any(getattr(m, "positional", False) for m in self.mixers):
+        if any(isinstance(m, AbstractMixer) and m.positional for m in self.mixers):
             if max_length is None:
                 raise DynrnnValueError(
                     "`max_length` is required: this mixer uses learned position embeddings."

@@ -7,6 +7,7 @@ attributes, and state dicts may hold torch tensors or NumPy arrays.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -27,8 +28,18 @@ _ACTIVATION_CLASSES = {
 }
 
 
+def _torch():
+    """PyTorch if it is installed (the cross-check is optional), else None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
 def _numpy(t) -> np.ndarray:
-    if hasattr(t, "detach"):
+    torch = _torch()
+    if torch is not None and isinstance(t, torch.Tensor):
         t = t.detach().cpu().numpy()
     return np.asarray(t)
 
@@ -40,7 +51,11 @@ def wiring_from_ncps(wiring) -> Wiring:
     """
     if isinstance(wiring, Wiring):
         return wiring
-    if not all(hasattr(wiring, a) for a in ("adjacency_matrix", "sensory_adjacency_matrix")):
+    try:
+        import ncps
+    except ImportError:
+        ncps = None
+    if ncps is None or not isinstance(wiring, ncps.wirings.Wiring):
         raise DynrnnTypeError(
             f"`wiring` must be an ncps or dynrnn wiring, got {type(wiring).__name__}."
         )
@@ -104,9 +119,10 @@ def from_ncps(
 
     **Raises:** `ValueError` if the state dict does not fit the given settings.
     """
-    if hasattr(module_or_state_dict, "state_dict") and hasattr(module_or_state_dict, "forward"):
+    torch = _torch()
+    if torch is not None and isinstance(module_or_state_dict, torch.nn.Module):
         return _from_module(module_or_state_dict, dtype)
-    if not hasattr(module_or_state_dict, "keys"):
+    if not isinstance(module_or_state_dict, Mapping):
         raise DynrnnTypeError(
             "`module_or_state_dict` must be an ncps CfC/LTC module or its state dict, got "
             f"{type(module_or_state_dict).__name__}."
@@ -147,7 +163,9 @@ def _from_module(module, dtype):
             dtype=dtype,
         )
     if name == "CfC":
-        wired = hasattr(module.rnn_cell, "_layers")
+        from ncps.torch import WiredCfCCell
+
+        wired = isinstance(module.rnn_cell, WiredCfCCell)
         if wired:
             cells = list(module.rnn_cell._layers)
             wiring = wiring_from_ncps(module.rnn_cell._wiring)

@@ -54,7 +54,7 @@ def _candidates(nwb):
                 rank = 0
             elif isinstance(iface, pynwb.ophys.Fluorescence):
                 rank = 1
-            if hasattr(iface, "roi_response_series"):
+            if isinstance(iface, pynwb.ophys.DfOverF | pynwb.ophys.Fluorescence):
                 for s_name in sorted(iface.roi_response_series):
                     ranked.append((rank, f"processing/{mod_name}/{if_name}/{s_name}",
                                    iface.roi_response_series[s_name]))
@@ -72,7 +72,7 @@ def _candidates(nwb):
 def _values(series) -> np.ndarray:
     data = np.asarray(series.data[:])
     conversion = float(series.conversion)
-    offset = float(getattr(series, "offset", 0.0) or 0.0)
+    offset = float(series.offset or 0.0)
     if conversion != 1.0 or offset != 0.0:
         data = data * conversion + offset
     return data[:, None] if data.ndim == 1 else data

@@ -110,7 +110,7 @@ def read_npy(
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
         raise DynrnnValueError(
             f"`path` {str(path)!r} must hold a numeric array, got "
-            f"{getattr(arr, 'dtype', type(arr).__name__)}."
+            f"{arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__}."
         )
     dims = _layout_dims(layout, arr.ndim, f"`path` {str(path)!r}")
     if arr.ndim == 1:

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._errors import DynrnnTypeError, DynrnnValueError
+from .._errors import DynrnnTypeError, DynrnnValueError, is_array
+from ..models import AbstractFrameRNN, FlowEquivariantRNN
 
 
 class TranslationFlow(eqx.Module):
@@ -103,18 +104,18 @@ def equivariance_error(
         raise DynrnnTypeError(
             f"`flow` must be a dynrnn.metrics.TranslationFlow, got {type(flow).__name__}."
         )
-    has_lift = hasattr(model, "lifted") and hasattr(model, "velocities")
+    has_lift = isinstance(model, FlowEquivariantRNN)
     if lifted is None:
         lifted = has_lift
     if lifted and not has_lift:
         raise DynrnnTypeError(
-            "`lifted=True` needs a model with a velocity axis (`model.lifted` and "
-            f"`model.velocities`), got {type(model).__name__}."
+            "`lifted=True` needs a model with a velocity axis (a "
+            f"dr.models.FlowEquivariantRNN), got {type(model).__name__}."
         )
-    if not hasattr(inputs, "shape"):
+    if not is_array(inputs):
         inputs = jnp.asarray(inputs)
     d = flow.spatial_dims
-    model_d = getattr(model, "spatial_dims", d)
+    model_d = model.spatial_dims if isinstance(model, AbstractFrameRNN) else d
     if model_d != d:
         raise DynrnnValueError(
             f"`flow` has a {d}-component velocity {flow.velocity} but the model works on "

@@ -26,6 +26,7 @@ from .._errors import (
     check_array,
     check_positive,
     check_same_dims,
+    is_array,
 )
 
 
@@ -269,6 +270,6 @@ def state_space_divergence(
     check_positive(max_points, "max_points", integer=True)
     if key is None:
         key = jr.PRNGKey(0)
-    elif not (hasattr(key, "dtype") and hasattr(key, "shape")):
+    elif not is_array(key):
         raise DynrnnTypeError(f"`key` must be a JAX PRNG key, got {type(key).__name__}.")
     return _stsp_gmm(x_true[:max_points], x_gen[:max_points], float(scaling), n_samples, key)

@@ -8,6 +8,7 @@ passes, or into a new `pyplot` figure of whatever backend the session has.
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
 from .._errors import DynrnnTypeError, DynrnnValueError
 
@@ -26,11 +27,11 @@ def as_series(x, name: str) -> tuple[np.ndarray, dict]:
     `xr.DataArray` or `xr.Dataset` (its `state` or first variable)."""
     attrs: dict = {}
     labels = None
-    if hasattr(x, "data_vars"):  # xr.Dataset
+    if isinstance(x, xr.Dataset):
         attrs.update(x.attrs)
         var = "state" if "state" in x.data_vars else next(iter(x.data_vars))
         x = x[var]
-    if hasattr(x, "dims") and hasattr(x, "coords"):  # xr.DataArray
+    if isinstance(x, xr.DataArray):
         attrs = {**x.attrs, **attrs}
         if "time" in x.dims:
             x = x.transpose("time", ...)

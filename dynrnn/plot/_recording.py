@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
 from .._errors import DynrnnValueError
 from ._common import axis_label, new_figure
@@ -37,9 +38,9 @@ def raster(
 
     **Raises:** `DynrnnValueError` when the variable is not on `time` and `neuron`.
     """
-    attrs = dict(getattr(recording, "attrs", {}))
+    attrs = dict(recording.attrs) if isinstance(recording, xr.Dataset | xr.DataArray) else {}
     da = recording
-    if hasattr(recording, "data_vars"):
+    if isinstance(recording, xr.Dataset):
         var = var if var is not None else next(iter(recording.data_vars))
         da = recording[var]
     if "trial" in da.dims:

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .._errors import DynrnnTypeError, DynrnnValueError
+from .._errors import DynrnnTypeError, DynrnnValueError, is_array
 from ._linear import _METHODS, linear
 
 
@@ -382,7 +382,7 @@ def deer(
     """
     if not callable(step):
         raise DynrnnTypeError(f"`step` must be callable, got {type(step).__name__}.")
-    if not hasattr(h0, "shape"):
+    if not is_array(h0):
         h0 = jnp.asarray(h0)
     if not jnp.issubdtype(h0.dtype, jnp.floating):
         raise DynrnnTypeError(f"`h0` must have a floating-point dtype, got dtype {h0.dtype}.")
@@ -401,7 +401,7 @@ def deer(
                 "`inputs` must be an array (or pytree of arrays) with a leading time axis, got "
                 f"{jax.tree.map(lambda x: np.shape(x), inputs)}."
             )
-        inputs = jax.tree.map(lambda x: x if hasattr(x, "shape") else jnp.asarray(x), inputs)
+        inputs = jax.tree.map(lambda x: x if is_array(x) else jnp.asarray(x), inputs)
         lengths = {x.shape[0] for x in leaves}
         if len(lengths) != 1:
             raise DynrnnValueError(
@@ -432,8 +432,9 @@ def deer(
 
     x0 = None if inputs is None else jax.tree.map(lambda x: x[0], inputs)
     out = jax.eval_shape(step, h0, x0)
-    if not hasattr(out, "shape") or tuple(out.shape) != tuple(h0.shape):
-        got = f"shape {tuple(out.shape)}" if hasattr(out, "shape") else type(out).__name__
+    if not isinstance(out, jax.ShapeDtypeStruct) or tuple(out.shape) != tuple(h0.shape):
+        got = (f"shape {tuple(out.shape)}" if isinstance(out, jax.ShapeDtypeStruct)
+               else type(out).__name__)
         raise DynrnnValueError(
             f"`step` must return a state of the same shape as `h0` {tuple(h0.shape)}, got {got}."
         )
@@ -446,8 +447,9 @@ def deer(
     if callable(jacobian):
         jac_shape = jax.eval_shape(jacobian, h0, x0)
         D = h0.shape[0]
-        if not hasattr(jac_shape, "shape") or tuple(jac_shape.shape) not in ((D, D), (D,)):
-            got = getattr(jac_shape, "shape", type(jac_shape).__name__)
+        is_struct = isinstance(jac_shape, jax.ShapeDtypeStruct)
+        if not is_struct or tuple(jac_shape.shape) not in ((D, D), (D,)):
+            got = jac_shape.shape if is_struct else type(jac_shape).__name__
             raise DynrnnValueError(
                 f"a callable `jacobian` must return ({D}, {D}) or its diagonal ({D},), got {got}."
             )

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Inexact
 
-from .._errors import DynrnnTypeError, DynrnnValueError
+from .._errors import DynrnnTypeError, DynrnnValueError, is_array
 
 
 _METHODS = ("auto", "sequential", "associative")
@@ -180,8 +180,8 @@ def linear(
         raise DynrnnValueError(f"`method` must be one of {_METHODS}, got {method!r}.")
     if not isinstance(reverse, bool | np.bool_):
         raise DynrnnTypeError(f"`reverse` must be a bool, got {reverse!r}.")
-    b = jnp.asarray(b) if not hasattr(b, "shape") else b
-    a = jnp.asarray(a) if not hasattr(a, "shape") else a
+    b = jnp.asarray(b) if not is_array(b) else b
+    a = jnp.asarray(a) if not is_array(a) else a
     for name, x in (("a", a), ("b", b)) + ((("h0", h0),) if h0 is not None else ()):
         if not _is_inexact(x):
             raise DynrnnTypeError(
@@ -207,7 +207,7 @@ def linear(
     if h0 is None:
         h0 = jnp.zeros((D,), dtype)
     else:
-        h0 = jnp.asarray(h0) if not hasattr(h0, "shape") else h0
+        h0 = jnp.asarray(h0) if not is_array(h0) else h0
         if tuple(h0.shape) != (D,):
             raise DynrnnValueError(
                 f"`h0` must have shape {(D,)} (the last axis of `b`, shape {tuple(b.shape)}), "

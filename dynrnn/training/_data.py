@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._errors import DynrnnTypeError, DynrnnValueError, check_array
+from .._errors import DynrnnTypeError, DynrnnValueError, check_array, is_array
 
 
 def as_series_list(data, name: str = "data") -> list[np.ndarray]:
@@ -43,7 +43,7 @@ def as_series_list(data, name: str = "data") -> list[np.ndarray]:
         for i, d in enumerate(data):
             out.extend(as_series_list(d, f"{name}[{i}]"))
         return out
-    if not hasattr(data, "shape"):
+    if not is_array(data):
         raise DynrnnTypeError(
             f"`{name}` must be an array (time, dims), a list of arrays or an xarray Dataset, "
             f"got {type(data).__name__}."

@@ -70,6 +70,38 @@ def _check_members(models, alphas, learning_rates, objective):
     return lrs
 
 
+def _member_state(step, params, lr, final_lr, alpha, dtype):
+    """A member's initial training state with its own learning rates (and constant α)."""
+    s = step.init(params)
+    s = eqx.tree_at(lambda t: t.opt_state, s, set_learning_rate(
+        s.opt_state, jnp.asarray(lr, dtype), jnp.asarray(final_lr, dtype)))
+    if alpha is not None:
+        s = eqx.tree_at(lambda t: t.objective, s, jnp.asarray(alpha, dtype))
+    return s
+
+
+def _train_members(run: Run, run_chunk, prepared, keys, steps_per_call: int, progress: bool):
+    """The host loop over chunks of the vmapped update, with a progress bar; returns the
+    stacked parameters and states and the per-member `loss`/`alpha` histories."""
+    P, S, n_steps = run.params, run.state, run.n_steps
+    n = keys.shape[0]
+    bar = ProgressBar(progress)
+    bar.start(run)
+    hist = {k: np.full((n, n_steps), np.nan) for k in ("loss", "alpha")}
+    try:
+        for c in range(math.ceil(n_steps / steps_per_call)):
+            start = c * steps_per_call
+            (P, S), (v, a, _) = run_chunk(P, S, prepared, keys, jnp.asarray(start))
+            end = min(start + steps_per_call, n_steps)
+            hist["loss"][:, start:end] = np.asarray(v).T[:, : end - start]
+            hist["alpha"][:, start:end] = np.asarray(a).T[:, : end - start]
+            run.step, run.logs = end, {"loss": float(np.nanmean(hist["loss"][:, start:end]))}
+            bar.after_chunk(run)
+    finally:
+        bar.end(run)
+    return P, S, hist
+
+
 def fit_ensemble(
     models,
     data,
@@ -116,15 +148,9 @@ def fit_ensemble(
     static = eqx.partition(models[0], eqx.is_inexact_array)[1]
     step = trainer(objective, optimizer, static)
     dtype = model_dtype(models[0]) or jnp.result_type(float)
-    states = []
-    for i, (p, lr) in enumerate(zip(params, lrs)):
-        s = step.init(p)
-        s = eqx.tree_at(lambda t: t.opt_state, s, set_learning_rate(
-            s.opt_state, jnp.asarray(lr, dtype), jnp.asarray(lr * final_learning_rate_ratio,
-                                                             dtype)))
-        if alphas is not None:
-            s = eqx.tree_at(lambda t: t.objective, s, jnp.asarray(alphas[i], dtype))
-        states.append(s)
+    states = [_member_state(step, p, lr, lr * final_learning_rate_ratio,
+                            None if alphas is None else alphas[i], dtype)
+              for i, (p, lr) in enumerate(zip(params, lrs))]
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)  # noqa: E731
     P, S = stack(params), stack(states)
     keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(n))
@@ -150,20 +176,7 @@ def fit_ensemble(
     t0 = wall_clock()
     run = Run(P, static, S, n_steps, {"steps_per_call": steps_per_call},
               name=f"fit_ensemble ×{n}")
-    bar = ProgressBar(progress)
-    bar.start(run)
-    hist = {k: np.full((n, n_steps), np.nan) for k in ("loss", "alpha")}
-    try:
-        for c in range(math.ceil(n_steps / steps_per_call)):
-            start = c * steps_per_call
-            (P, S), (v, a, _) = run_chunk(P, S, prepared, keys, jnp.asarray(start))
-            end = min(start + steps_per_call, n_steps)
-            hist["loss"][:, start:end] = np.asarray(v).T[:, : end - start]
-            hist["alpha"][:, start:end] = np.asarray(a).T[:, : end - start]
-            run.step, run.logs = end, {"loss": float(np.nanmean(hist["loss"][:, start:end]))}
-            bar.after_chunk(run)
-    finally:
-        bar.end(run)
+    P, S, hist = _train_members(run, run_chunk, prepared, keys, steps_per_call, progress)
     stop = np.asarray(S.stop)
     for i, s in enumerate(stop):
         if s >= 0:

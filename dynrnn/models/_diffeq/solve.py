@@ -179,7 +179,7 @@ def evaluation_counts(solver, *, sde: bool, stiffness: bool = False) -> tuple[in
         s = len(tab.b_sol)
         nf = s - (0 if tab.ignore_stage_f is None else int(np.sum(tab.ignore_stage_f)))
         ng = s - (0 if tab.ignore_stage_g is None else int(np.sum(tab.ignore_stage_g)))
-        n_controls = 1 + (tab.coeffs_hh is not None) + (getattr(tab, "coeffs_kk", None) is not None)
+        n_controls = 1 + (tab.coeffs_hh is not None) + (tab.coeffs_kk is not None)
         # The SRK `init` evaluates the diffusion once to check for additive noise.
         return 0, nf + extra, 0, ng * n_controls
     return -1, -1, -1, -1

@@ -40,7 +40,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..._errors import DynrnnTypeError, DynrnnValueError, check_positive
+from ..._errors import DynrnnTypeError, DynrnnValueError, check_positive, is_array
 
 
 _ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh}
@@ -114,7 +114,7 @@ def _uniform_conv_init(key, shape, dtype):
 
 def _check_frames(frames, name, *, channels, spatial_dims, min_grid, batch_ok=False):
     """Validate a `(time, channels, *grid)` array (a leading batch axis is rejected)."""
-    if not hasattr(frames, "shape") or not hasattr(frames, "dtype"):
+    if not is_array(frames):
         frames = jnp.asarray(frames)
     want = 2 + spatial_dims
     if frames.ndim != want:

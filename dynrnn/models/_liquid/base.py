@@ -20,7 +20,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..._errors import DynrnnTypeError, DynrnnValueError
+from ..._errors import DynrnnTypeError, DynrnnValueError, is_array
 from ...engines import AbstractEngine, Sequential
 from .._base import AbstractLatentModel, AbstractObservation
 from .._observation import glorot_uniform
@@ -153,7 +153,7 @@ def _check_timespans(timespans, length, name="timespans", *, batch=None):
     """`None` (all 1), a scalar, `(length,)` or, with `batch`, `(batch, length)`."""
     if timespans is None:
         return None
-    ts = timespans if hasattr(timespans, "shape") else np.asarray(timespans)
+    ts = timespans if is_array(timespans) else np.asarray(timespans)
     if not jnp.issubdtype(ts.dtype, jnp.number) or jnp.issubdtype(ts.dtype, jnp.complexfloating):
         raise DynrnnTypeError(f"`{name}` must be real numbers, got dtype {ts.dtype}.")
     allowed = [(), (length,)] + ([(batch, length)] if batch is not None else [])
@@ -218,7 +218,7 @@ class AbstractLiquidModel(AbstractLatentModel):
     # --- sequence layer ------------------------------------------------------------------
 
     def _prepare(self, u, timespans, state0, name_u="u", *, batch=None):
-        u = u if hasattr(u, "shape") else np.asarray(u)
+        u = u if is_array(u) else np.asarray(u)
         want = 3 if batch is not None else 2
         if u.ndim != want:
             shape = "(batch, time, input)" if batch is not None else "(time, input)"

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..._errors import DynrnnTypeError, DynrnnValueError, check_positive
+from ..._errors import DynrnnTypeError, DynrnnValueError, check_positive, is_array
 from ...scan import linear as scan_linear
 from .._base import AbstractLatentModel, AbstractObservation
 from .._observation import make_observation
@@ -40,7 +40,7 @@ def _check_choice(value, name, choices):
 
 
 def _check_sequence(u, name, features):
-    if not hasattr(u, "shape") or not hasattr(u, "dtype"):
+    if not is_array(u):
         raise DynrnnTypeError(f"`{name}` must be an array of shape (time, {features}).")
     if u.ndim != 2 or u.shape[-1] != features:
         raise DynrnnValueError(
