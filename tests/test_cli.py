@@ -99,3 +99,39 @@ def test_cli_errors(tmp_path, capsys):
     (tmp_path / "broken.toml").write_text("[model\n")
     assert main(["fit", str(tmp_path / "broken.toml")]) == 1
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_help_does_not_import_jax():
+    """`dynrnn --help` answers without loading JAX (its first import costs ~1.5 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from dynrnn.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'jax' not in sys.modules, sorted(m for m in sys.modules if 'jax' in m)[:5]")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "reconstruct" in out.stdout and "--debug" in out.stdout
+
+
+def test_errors_are_one_line_unless_debug(tmp_path, capsys):
+    missing = str(tmp_path / "nope.npy")
+    assert main(["evaluate", missing, "dataset:lorenz63_test"]) == 1
+    err = capsys.readouterr().err
+    assert "nope.npy" in err and "Traceback" not in err and "--debug" in err
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "evaluate", missing, "dataset:lorenz63_test"])
+
+
+def test_files_follow_the_umask(tmp_path):
+    import os
+
+    from dynrnn.training._checkpoint import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644

@@ -50,10 +50,12 @@ def register(subparsers) -> None:
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("config", type=pathlib.Path, help="TOML configuration file")
-    p.add_argument("--n-steps", type=int, default=None, help="override `n_steps`")
-    p.add_argument("--output", type=pathlib.Path, default=None,
+    p.add_argument("--steps", "--n-steps", dest="n_steps", type=int, default=None,
+                   help="number of updates per run (overrides `n_steps` of the file)")
+    p.add_argument("--out", "--output", dest="output", type=pathlib.Path, default=None,
                    help="write the result dataset here (NetCDF)")
-    p.add_argument("--progress", action="store_true", help="show training progress bars")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False,
+                   help="show training progress bars (default: off)")
     p.set_defaults(func=run)
 
 

@@ -12,7 +12,6 @@ import json
 import pathlib
 import tomllib
 
-import jax.random as jr
 import numpy as np
 
 from .._errors import DynrnnValueError
@@ -177,5 +176,7 @@ def build_teacher_forcing(cfg_tf: dict):
 
 def model_key(cfg) -> tuple:
     seed = int(cfg["training"].get("seed", 0))
+    import jax.random as jr
+
     k_model, k_fit = jr.split(jr.PRNGKey(seed))
     return k_model, k_fit

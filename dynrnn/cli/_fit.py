@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ._config import read_config
 from ._run import run_reconstruction
 
@@ -12,7 +14,8 @@ def register(sub):
                    "path")
     p.add_argument("--out", help="run folder (an existing one resumes its checkpoint)")
     p.add_argument("--steps", type=int, help="override [training] n_steps")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default: on)")
     p.set_defaults(func=main)
 
 
@@ -20,5 +23,5 @@ def main(args) -> int:
     cfg = read_config(args.config)
     if args.steps is not None:
         cfg["training"]["n_steps"] = args.steps
-    run_reconstruction(cfg, out=args.out, progress=not args.no_progress)
+    run_reconstruction(cfg, out=args.out, progress=args.progress)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .._errors import DynrnnError
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dynrnn {_version()}",
                         help="print the installed version of dynrnn and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback when a command fails")
+    parser.set_defaults(func=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         try:
@@ -49,13 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    if args.func is None:
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
-    except (DynrnnError, ValueError, TypeError, FileNotFoundError) as e:
-        print(f"dynrnn {args.command}: error: {e}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (`dynrnn info x | head`): stop quietly, and keep Python from
+        # complaining about the closed stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print(f"dynrnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        known = isinstance(e, DynrnnError | ValueError | TypeError | FileNotFoundError)
+        what = "error" if known else f"error ({type(e).__name__})"
+        print(f"dynrnn {args.command}: {what}: {e}\n(run `dynrnn --debug {args.command} ...` "
+              "for the traceback)", file=sys.stderr)
         return 1
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ._config import DEFAULT_RECONSTRUCT, merge, read_config
 from ._run import run_reconstruction
 
@@ -25,10 +27,12 @@ def register(sub):
     p.add_argument("--steps", type=int, help="number of updates")
     p.add_argument("--hidden", type=int, help="hidden width H")
     p.add_argument("--latent", type=int, help="latent dimension M")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="seed of the initialisation and the batches "
+                   "(default 0)")
     p.add_argument("--out", help="run folder (default runs/<time>-<name>); an existing one "
                    "resumes its checkpoint")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default: on)")
     p.set_defaults(func=main)
 
 
@@ -49,5 +53,5 @@ def main(args) -> int:
         cfg["training"]["seed"] = args.seed
     if args.data and cfg["model"].get("observation") == "identity":
         cfg["model"].pop("observation")  # let the model pick from the data's dimension
-    run_reconstruction(cfg, out=args.out, progress=not args.no_progress)
+    run_reconstruction(cfg, out=args.out, progress=args.progress)
     return 0

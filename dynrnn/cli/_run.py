@@ -124,10 +124,24 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     measures = {"model": model_col, "data": data_col, "train_time_s": train_time,
                 "total_time_s": total, "n_steps": int(tr["n_steps"]), "dt": dt}
     (run_dir / "measures.json").write_text(json.dumps(measures, indent=2))
+    # The free-running model next to the test series it is compared with.
+    import xarray as xr
+
+    steps = np.arange(len(x_test))
+    xr.Dataset(
+        {"state": (("series", "time", "dim"), np.stack([x_test, x_gen]))},
+        coords={"series": ["test", "model"], "time": steps * dt if dt else steps},
+        attrs={"source": "dynrnn reconstruct", "time_units": "time units" if dt else "steps",
+               "dt": dt or 1.0},
+    ).to_netcdf(run_dir / "generated.nc", engine="h5netcdf")
+    if not cfg.get("output", {}).get("figures", True):
+        echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, "
+             f"generated.nc) in {total:.0f} s")
+        return measures
     try:
         fig = dr.plot.attractor(x_test, x_gen, title=cfg["name"])
         fig.savefig(run_dir / "attractor.png", dpi=110)
-        fig = dr.plot.power_spectra(x_test, x_gen)
+        fig = dr.plot.power_spectra(x_test, x_gen, dt=dt)
         fig.savefig(run_dir / "power_spectra.png", dpi=110)
         fig = dr.plot.training_curves(result.history)
         fig.savefig(run_dir / "loss.png", dpi=110)
