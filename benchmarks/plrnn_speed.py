@@ -91,7 +91,7 @@ def bench_plain_jax(x, n_updates=300):
 
         def loss(p):
             m = eqx.combine(p, static)
-            return jnp.mean(jax.vmap(lambda w: dr.training.forced_loss(m, w, tf, ALPHA)[0])(xb))
+            return jnp.mean(jax.vmap(lambda w: dr.forcing.forced_loss(m, w, tf, ALPHA)[0])(xb))
 
         v, g = jax.value_and_grad(loss)(params)
         upd, state = opt.update(g, state, params)
