@@ -180,3 +180,24 @@ def test_supervised_mode(getkey):
     np.testing.assert_allclose(res.model.weight[0], w, atol=1e-2)
     with pytest.raises(ValueError, match="same number of samples"):
         dr.fit(model, (x, y[:10]), loss="mse", n_steps=5, key=getkey(), progress=False)
+
+
+def test_stale_temporary_files_are_removed(tmp_path, getkey):
+    """A write killed between its temporary file and the rename leaves `.NAME.*.tmp`; the next
+    write of that file removes it."""
+    stale = tmp_path / ".last.eqx.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    dr.save(tmp_path / "last.eqx", dr.models.PLRNN(latent=3, key=getkey()))
+    assert not stale.exists() and (tmp_path / "last.eqx").exists()
+
+
+def test_overwrite_starts_afresh_and_resume_says_so(tmp_path, lorenz_windows, capfd):
+    kw = dict(n_steps=4, batch_size=2, seq_len=10, progress=False, steps_per_call=2)
+    dr.fit(small_model(jr.PRNGKey(0)), lorenz_windows, key=jr.PRNGKey(1),
+           checkpoint_dir=tmp_path, **kw)
+    again = dr.fit(small_model(jr.PRNGKey(0)), lorenz_windows, key=jr.PRNGKey(1),
+                   checkpoint_dir=tmp_path, **kw)
+    assert "resuming" in capfd.readouterr().err and again.steps == 4
+    fresh = dr.fit(small_model(jr.PRNGKey(0)), lorenz_windows, key=jr.PRNGKey(2),
+                   checkpoint_dir=dr.training.Checkpointing(tmp_path, overwrite=True), **kw)
+    assert "afresh" in capfd.readouterr().err and fresh.steps == 4

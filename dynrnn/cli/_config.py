@@ -15,6 +15,7 @@ import tomllib
 import numpy as np
 
 from .._errors import DynrnnValueError
+from ._schema import validate
 
 
 DEFAULT_RECONSTRUCT = {
@@ -36,7 +37,6 @@ DEFAULT_RECONSTRUCT = {
     "output": {"dir": "runs"},
 }
 
-_SECTIONS = ("data", "model", "teacher_forcing", "training", "evaluation", "output")
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -59,11 +59,7 @@ def read_config(path) -> dict:
         cfg = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise DynrnnValueError(f"config file {str(path)!r} is not valid TOML: {e}") from e
-    unknown = set(cfg) - set(_SECTIONS) - {"name"}
-    if unknown:
-        raise DynrnnValueError(
-            f"config {str(path)!r} has unknown sections {sorted(unknown)}; expected {_SECTIONS}."
-        )
+    validate(cfg, repr(str(path)))
     if "model" not in cfg or "type" not in cfg["model"]:
         raise DynrnnValueError(f"config {str(path)!r} needs a [model] table with a `type`.")
     cfg.setdefault("name", path.stem)
@@ -111,7 +107,21 @@ def load_series(spec: str, *, name: str = "data", rate: float | None = None,
     if not path.exists():
         raise FileNotFoundError(f"`{name}` file {spec!r} does not exist.")
     if path.suffix == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        try:
+            arr = np.load(path, allow_pickle=reader_options.get("allow_pickle") or False)
+        except (ValueError, EOFError, OSError) as e:
+            pickled = "allow_pickle" in str(e)
+            raise DynrnnValueError(
+                f"`{name}` file {spec!r} "
+                + ("holds pickled Python objects; loading a pickle can run arbitrary code, so "
+                   "it is refused (allow_pickle = true in [data] if you trust the file)"
+                   if pickled else f"is not a readable .npy file (empty or truncated): {e}")
+                + "."
+            ) from e
+        if arr.dtype.kind not in "fiu":
+            raise DynrnnValueError(
+                f"`{name}` file {spec!r} must hold a numeric array, got dtype {arr.dtype}."
+            )
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2:
@@ -119,19 +129,10 @@ def load_series(spec: str, *, name: str = "data", rate: float | None = None,
                 f"`{name}` must hold a (time, dims) array, got shape {arr.shape} in {spec!r}."
             )
         return np.asarray(arr, np.float64), {"source": str(path)}
-    try:
-        from .. import io as dio
+    from .. import io as dio
 
-        open_recording = dio.open_recording
-    except AttributeError:
-        open_recording = None
-    if open_recording is not None:
-        opts = {k: v for k, v in reader_options.items() if v is not None}
-        ds = open_recording(path, **({"rate": rate} if rate else {}), **opts)
-    else:
-        import xarray as xr
-
-        ds = xr.open_dataset(path, engine="h5netcdf")
+    opts = {k: v for k, v in reader_options.items() if v is not None}
+    ds = dio.open_recording(path, **({"rate": rate} if rate else {}), **opts)
     var = "state" if "state" in ds.data_vars else next(iter(ds.data_vars))
     da = ds[var]
     if "time" in da.dims:

@@ -14,6 +14,9 @@ def register(sub):
                    "path")
     p.add_argument("--out", help="run folder (an existing one resumes its checkpoint)")
     p.add_argument("--steps", type=int, help="override [training] n_steps")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a run folder that holds another run (its checkpoints "
+                   "are replaced); without it such a folder is refused")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show a progress bar (default: on)")
     p.set_defaults(func=main)
@@ -23,5 +26,5 @@ def main(args) -> int:
     cfg = read_config(args.config)
     if args.steps is not None:
         cfg["training"]["n_steps"] = args.steps
-    run_reconstruction(cfg, out=args.out, progress=args.progress)
+    run_reconstruction(cfg, out=args.out, progress=args.progress, overwrite=args.overwrite)
     return 0

@@ -14,6 +14,8 @@ import pathlib
 import numpy as np
 import xarray as xr
 
+from .._errors import DynrnnValueError
+
 
 _NETCDF = {".nc", ".nc4", ".netcdf", ".h5", ".hdf5", ".he5"}
 # Per-dimension ranges are printed when the last axis is at most this long.
@@ -26,8 +28,20 @@ def open_any(target: str, *, rate: float | None = None, layout: str | None = Non
     **Returns:** `(object, kind)` with `kind` a short description of the reader used.
 
     **Raises:** `FileNotFoundError` if `target` is neither a path nor a shipped dataset name;
-    `ValueError` for a format no reader understands.
+    `ValueError` for a format no reader understands or a file that cannot be read (naming the
+    file).
     """
+    try:
+        return _open_any(target, rate=rate, layout=layout)
+    except (OSError, EOFError, KeyError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise DynrnnValueError(
+            f"`PATH` {str(target)!r} could not be read: {type(e).__name__}: {e}"
+        ) from e
+
+
+def _open_any(target: str, *, rate: float | None, layout: str | None):
     path = pathlib.Path(target)
     if not path.exists():
         from .. import datasets
@@ -63,11 +77,18 @@ def open_any(target: str, *, rate: float | None = None, layout: str | None = Non
         import h5py
 
         return h5py.File(path, "r"), "HDF5 (h5py)"
-    if suffix == ".npy":
-        return _array_dataset({"data": np.load(path, mmap_mode="r", allow_pickle=False)}), "npy"
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            return _array_dataset({k: z[k] for k in z.files}), "npz"
+    if suffix in (".npy", ".npz"):
+        try:
+            if suffix == ".npy":
+                return _array_dataset({"data": np.load(path, mmap_mode="r",
+                                                       allow_pickle=False)}), "npy"
+            with np.load(path, allow_pickle=False) as z:
+                return _array_dataset({k: z[k] for k in z.files}), "npz"
+        except (ValueError, EOFError) as e:
+            raise DynrnnValueError(
+                f"`PATH` {target!r} is not a readable {suffix} file (empty, truncated or "
+                f"pickled): {e}"
+            ) from e
     if suffix == ".csv":
         return _read_csv(path), "csv"
     raise ValueError(

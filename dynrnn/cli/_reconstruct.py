@@ -31,6 +31,9 @@ def register(sub):
                    "(default 0)")
     p.add_argument("--out", help="run folder (default runs/<time>-<name>); an existing one "
                    "resumes its checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a run folder that holds another run (its checkpoints "
+                   "are replaced); without it such a folder is refused")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show a progress bar (default: on)")
     p.set_defaults(func=main)
@@ -53,5 +56,5 @@ def main(args) -> int:
         cfg["training"]["seed"] = args.seed
     if args.data and cfg["model"].get("observation") == "identity":
         cfg["model"].pop("observation")  # let the model pick from the data's dimension
-    run_reconstruction(cfg, out=args.out, progress=args.progress)
+    run_reconstruction(cfg, out=args.out, progress=args.progress, overwrite=args.overwrite)
     return 0

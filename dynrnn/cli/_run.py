@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from .._errors import DynrnnValueError
 from ._config import (
     build_model,
     build_teacher_forcing,
@@ -17,6 +18,7 @@ from ._config import (
     load_series,
     model_key,
 )
+from ._schema import validate
 
 
 def _run_dir(cfg, out: str | None) -> pathlib.Path:
@@ -30,12 +32,8 @@ def _per_time_unit(value, dt):
     return value / dt if dt else value
 
 
-def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = True,
-                       echo=print) -> dict:
-    """Train, evaluate and write a run folder. Returns the measures."""
-    import dynrnn as dr
-
-    t0 = time.perf_counter()
+def _load_data(cfg):
+    """Training, validation and test series and their attrs from the [data] table."""
     # Recording reader options ([data] rate, layout, allow_pickle) pass through to
     # dr.io.open_recording (e.g. layout = "neuron-major" for the zebrafish CSV).
     reader = {k: cfg["data"].get(k) for k in ("rate", "layout", "allow_pickle")}
@@ -48,16 +46,51 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
         cut = int(0.8 * x_train.shape[0])
         x_train, x_test, attrs_test = x_train[:cut], x_train[cut:], attrs_train
     tr = cfg["training"]
-    val_frac = float(tr.get("validation_fraction", 0.1))
-    n_val = int(val_frac * x_train.shape[0])
+    n_val = int(float(tr.get("validation_fraction", 0.1)) * x_train.shape[0])
     x_fit, x_val = (x_train[:-n_val], x_train[-n_val:]) if n_val > tr["seq_len"] else (
         x_train, None)
+    dt = attrs_test.get("dt") or attrs_train.get("dt")
+    attrs = dict(attrs_train, **attrs_test, dt=float(dt) if dt else None)
+    return x_train, x_fit, x_val, x_test, attrs
+
+
+def _open_run_folder(cfg, out, overwrite: bool) -> pathlib.Path:
+    """The run folder, with `config.toml` written only once it is clear that the folder does
+    not hold another run (which would be resumed with the wrong settings)."""
+    import tomllib
+
+    from ..training._checkpoint import atomic_write_bytes
+    from ..training._hooks import first_difference
+
+    run_dir = _run_dir(cfg, out)
+    saved = run_dir / "config.toml"
+    if saved.exists() and (run_dir / "checkpoints" / "last.eqx").exists() and not overwrite:
+        difference = first_difference(tomllib.loads(saved.read_text()), cfg)
+        if difference is not None:
+            where, there, now = difference
+            raise DynrnnValueError(
+                f"run folder {str(run_dir)!r} holds a run with {where} = {there!r} (now "
+                f"{now!r}); resume it with the same configuration, pass another --out, or "
+                "--overwrite to start afresh there."
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(saved, dumps_toml(cfg).encode())
+    return run_dir
+
+
+def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = True,
+                       overwrite: bool = False, echo=print) -> dict:
+    """Train, evaluate and write a run folder. Returns the measures."""
+    import dynrnn as dr
+
+    validate(cfg, "(after the command line's options)")
+    t0 = time.perf_counter()
+    x_train, x_fit, x_val, x_test, attrs = _load_data(cfg)
+    tr = cfg["training"]
     k_model, k_fit = model_key(cfg)
     model = build_model(cfg["model"], x_train.shape[1], k_model)
     tf = build_teacher_forcing(cfg["teacher_forcing"])
-    run_dir = _run_dir(cfg, out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(dumps_toml(cfg))
+    run_dir = _open_run_folder(cfg, out, overwrite)
     echo(f"run folder: {run_dir}")
     model_table = {k: v for k, v in cfg["model"].items() if k != "type"}
     echo(f"model: {type(model).__name__} {json.dumps(model_table)}")
@@ -74,21 +107,31 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
             n_steps, float(tr.get("learning_rate", 1e-3)),
             float(tr.get("final_learning_rate", 1e-6))),
         n_steps=n_steps, batch_size=int(tr["batch_size"]), key=k_fit, progress=progress,
-        checkpoint_dir=run_dir / "checkpoints", callbacks=callbacks,
-        steps_per_call=int(tr.get("steps_per_call", 250)),
+        checkpoint_dir=dr.training.Checkpointing(run_dir / "checkpoints", overwrite=overwrite),
+        callbacks=callbacks, steps_per_call=int(tr.get("steps_per_call", 250)),
     )
     train_time = time.perf_counter() - t0
     # The final model is reported (reference protocol); `checkpoints/best.eqx` keeps the one
     # with the best held-out D_stsp on the validation piece.
-    final = result.model
-    dr.save(run_dir / "model.eqx", final, config=cfg, train_time=train_time)
+    dr.save(run_dir / "model.eqx", result.model, config=cfg, train_time=train_time)
     result.history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
+    measures, x_gen = _report(cfg, result.model, x_train, x_test, attrs, echo)
+    total = time.perf_counter() - t0
+    measures.update(train_time_s=train_time, total_time_s=total, n_steps=n_steps)
+    _write_outputs(cfg, run_dir, measures, x_test, x_gen, attrs["dt"], result.history, echo)
+    echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, generated.nc"
+         f"{', figures' if cfg.get('output', {}).get('figures', True) else ''}) in {total:.0f} s")
+    return measures
 
-    dt = attrs_test.get("dt") or attrs_train.get("dt")
-    dt = float(dt) if dt else None
+
+def _report(cfg, model, x_train, x_test, attrs, echo):
+    """The measures of the model and, for comparison, of the data; printed as a table."""
+    import dynrnn as dr
+
+    dt = attrs["dt"]
     ev_cfg = cfg.get("evaluation", {})
     pe_n = int(ev_cfg.get("prediction_steps", 20))
-    ev = dr.evaluate(final, x_test, lyapunov=True, prediction_steps=pe_n,
+    ev = dr.evaluate(model, x_test, lyapunov=True, prediction_steps=pe_n,
                      lyapunov_steps=int(ev_cfg.get("lyapunov_steps", 10_000)))
     x_gen = ev.pop("generated")
     # Data column: the same measures for the training data against the test set, the
@@ -101,7 +144,7 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
         "PE": float(np.mean((x_test[pe_n:] - x_test[:-pe_n]) ** 2)),
         "max_lyapunov": math.nan,
     }
-    spectrum = attrs_test.get("lyapunov_spectrum") or attrs_train.get("lyapunov_spectrum")
+    spectrum = attrs.get("lyapunov_spectrum")
     if isinstance(spectrum, str):
         spectrum = json.loads(spectrum)
     if spectrum is not None:
@@ -120,13 +163,16 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     for k, label in rows:
         echo(f"{label:<44}{model_col[k]:>12.4f}{data_col[k]:>12.4f}")
     echo("(data: training series vs test set; PE: persistence forecast; λ: data card)")
-    total = time.perf_counter() - t0
-    measures = {"model": model_col, "data": data_col, "train_time_s": train_time,
-                "total_time_s": total, "n_steps": int(tr["n_steps"]), "dt": dt}
-    (run_dir / "measures.json").write_text(json.dumps(measures, indent=2))
-    # The free-running model next to the test series it is compared with.
+    return {"model": model_col, "data": data_col, "dt": dt}, x_gen
+
+
+def _write_outputs(cfg, run_dir, measures, x_test, x_gen, dt, history, echo):
+    """`measures.json`, `generated.nc` (test series and free-running model) and the figures."""
     import xarray as xr
 
+    import dynrnn as dr
+
+    (run_dir / "measures.json").write_text(json.dumps(measures, indent=2))
     steps = np.arange(len(x_test))
     xr.Dataset(
         {"state": (("series", "time", "dim"), np.stack([x_test, x_gen]))},
@@ -135,21 +181,16 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
                "dt": dt or 1.0},
     ).to_netcdf(run_dir / "generated.nc", engine="h5netcdf")
     if not cfg.get("output", {}).get("figures", True):
-        echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, "
-             f"generated.nc) in {total:.0f} s")
-        return measures
+        return
     try:
         fig = dr.plot.attractor(x_test, x_gen, title=cfg["name"])
         fig.savefig(run_dir / "attractor.png", dpi=110)
         fig = dr.plot.power_spectra(x_test, x_gen, dt=dt)
         fig.savefig(run_dir / "power_spectra.png", dpi=110)
-        fig = dr.plot.training_curves(result.history)
+        fig = dr.plot.training_curves(history)
         fig.savefig(run_dir / "loss.png", dpi=110)
         import matplotlib.pyplot as plt
 
         plt.close("all")
     except Exception as e:  # figures are a convenience; never lose a finished run over them
         echo(f"warning: could not draw figures: {e}")
-    echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, figures) "
-         f"in {total:.0f} s")
-    return measures

@@ -205,6 +205,16 @@ def from_linear_attention(
     psi = _feature_map(feature_map)
     pq, pk = psi(q), psi(k)
     eta = jnp.sum(pq * jnp.cumsum(pk, axis=0), axis=-1)
+    message = (
+        "the normaliser η_i = ψ(q_i)ᵀ Σ_{j≤i} ψ(k_j) of linear attention is zero at some step, "
+        f"so the outputs would be NaN or Inf: the feature map ψ (feature_map={feature_map!r}) "
+        "must give positive features (the default 'elu1' does)."
+    )
+    if not isinstance(eta, jax.core.Tracer):
+        if np.any(np.asarray(eta) == 0):
+            raise DynrnnValueError(message)
+    else:
+        eta = eqx.error_if(eta, jnp.any(eta == 0), message)
     lam = _ratio_transition(eta)
     dsf = DSF(lam[:, None, None], (pk / eta[:, None])[:, None, :], pq[:, None, :],
               structure="channelwise")

@@ -111,7 +111,14 @@ def open_recording(
             f"`rate` (Hz) is required to read {format.upper()} file {str(path)!r}: the file "
             "holds no sampling rate."
         )
-    return reader(path, rate=rate, **options)
+    try:
+        return reader(path, rate=rate, **options)
+    except (OSError, EOFError, KeyError) as e:
+        # A truncated or corrupt file: the library underneath (h5py, pynwb, NumPy) names the
+        # problem but often not the file.
+        raise DynrnnValueError(
+            f"`path` {str(path)!r} could not be read as {format}: {type(e).__name__}: {e}"
+        ) from e
 
 
 def save_recording(ds: xr.Dataset, path, *, format: str | None = None) -> pathlib.Path:

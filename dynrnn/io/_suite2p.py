@@ -51,8 +51,10 @@ def _load(path: pathlib.Path, name: str, *, allow_pickle: bool = False):
                 "if you trust the file."
             ) from e
         raise DynrnnValueError(f"{str(path)!r} ({name}) is not a readable .npy file: {e}") from e
-    except OSError as e:
-        raise DynrnnValueError(f"{str(path)!r} ({name}) is not a readable .npy file: {e}") from e
+    except (OSError, EOFError) as e:
+        raise DynrnnValueError(
+            f"{str(path)!r} ({name}) is not a readable .npy file (empty or truncated): {e}"
+        ) from e
 
 
 def _traces(folder: pathlib.Path, name: str, n_rois: int | None, n_frames: int | None):

@@ -52,6 +52,23 @@ def _header(path: pathlib.Path, header, delimiter: str):
     return cells if header else None
 
 
+def _refuse_text_cells(path, data, delimiter: str, skip: int) -> None:
+    """NumPy reads a cell it cannot parse as NaN; only empty cells may be NaN (padding)."""
+    if not np.isnan(data).any():
+        return
+    with open(path) as f:
+        lines = f.read().splitlines()[skip:]
+    for row, line in enumerate(lines):
+        for col, cell in enumerate(line.split(delimiter)):
+            text = cell.strip().strip('"').strip("'")
+            if text and not _is_number(text) and text.lower() not in ("nan", "na"):
+                raise DynrnnValueError(
+                    f"`path` {str(path)!r}: the cell in row {row + 1 + skip}, column {col + 1} "
+                    f"holds {text!r}, which is not a number (only empty cells or NaN may mark "
+                    "missing values)."
+                )
+
+
 def read_csv(
     path: pathlib.Path, *, rate, layout: str = "time-major", header=None, delimiter: str = ",",
 ) -> xr.Dataset:
@@ -77,6 +94,7 @@ def read_csv(
         raise DynrnnValueError(f"`path` {str(path)!r}: rows of unequal length or bad cells: {e}")
     if data.ndim == 0 or data.size == 0:
         raise DynrnnValueError(f"`path` {str(path)!r} holds no numeric rows.")
+    _refuse_text_cells(path, data, delimiter, skip=1 if names else 0)
     if data.ndim == 1:
         data = data[:, None] if layout == "time-major" else data[None, :]
     dims = _layout_dims(layout, data.ndim, f"`path` {str(path)!r}")
@@ -99,6 +117,10 @@ def read_npy(
     rate = check_rate(rate)
     try:
         arr = np.load(path, allow_pickle=allow_pickle)
+    except (EOFError, OSError) as e:
+        raise DynrnnValueError(
+            f"`path` {str(path)!r} is not a readable .npy file (empty or truncated): {e}"
+        ) from e
     except ValueError as e:
         if "allow_pickle" in str(e):
             raise DynrnnValueError(

@@ -170,7 +170,30 @@ class AbstractLatentModel(eqx.Module):
         return self.observation.partial_forcing
 
     def init_state(self, x0: Float[Array, " obs"]) -> Float[Array, " latent"]:
+        if jnp.shape(x0) != (self.n_obs,):
+            raise DynrnnValueError(
+                f"`x0` must be an observation of shape ({self.n_obs},) for this "
+                f"{type(self).__name__}, got shape {tuple(jnp.shape(x0))}."
+            )
         return self.observation.init_state(x0)
+
+    def _check_step(self, z, u=None) -> None:
+        """Raise a `ValueError` naming `z` or `u` when their shapes do not fit the model.
+
+        Every family calls it first in `step`: the shapes are static, so the check costs
+        nothing inside `jit` and catches a wrong size before it reaches JAX's own errors.
+        """
+        if jnp.shape(z) != (self.n_latent,):
+            raise DynrnnValueError(
+                f"`z` must be a state of shape ({self.n_latent},) for this "
+                f"{type(self).__name__}, got shape {tuple(jnp.shape(z))}."
+            )
+        if u is not None and jnp.shape(u) != (self.n_inputs,):
+            raise DynrnnValueError(
+                f"`u` must have shape ({self.n_inputs},): the model takes "
+                f"inputs={self.n_inputs}, got shape {tuple(jnp.shape(u))}"
+                + ("; build it with inputs=<size> to drive it." if not self.n_inputs else ".")
+            )
 
     def observe(self, z: Float[Array, " latent"]) -> Float[Array, " obs"]:
         return self.observation(z)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Mapping
 
@@ -66,8 +67,10 @@ def build(table: Mapping, *, obs: int | None = None, key: PRNGKeyArray) -> Abstr
                 and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
     unknown = sorted(set(kw) - set(accepted))
     if unknown:
+        close = difflib.get_close_matches(unknown[0], accepted, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise DynrnnValueError(
-            f"[model] type {cls.__name__!r} does not take {', '.join(map(repr, unknown))}; it "
-            f"takes {', '.join(accepted)}."
+            f"[model] type {cls.__name__!r} does not take {', '.join(map(repr, unknown))}{hint}; "
+            f"it takes {', '.join(accepted)}."
         )
     return cls(**kw, key=key)

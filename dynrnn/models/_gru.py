@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import DynrnnValueError, check_positive
+from .._errors import check_positive
 from ._base import AbstractLatentModel, AbstractObservation
 from ._observation import make_observation
 
@@ -73,12 +73,9 @@ class GRU(AbstractLatentModel):
         return self.weight_ih.shape[1]
 
     def step(self, z, u=None, *, key=None):
+        self._check_step(z, u)
         gi = self.bias_ih
         if u is not None:
-            if jnp.shape(u) != (self.n_inputs,):
-                raise DynrnnValueError(
-                    f"`u` must have shape ({self.n_inputs},), got {tuple(jnp.shape(u))}."
-                )
             gi = gi + self.weight_ih @ u
         gh = self.weight_hh @ z + self.bias_hh
         i_r, i_z, i_n = jnp.split(gi, 3)

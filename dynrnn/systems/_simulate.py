@@ -207,6 +207,11 @@ def simulate(
     wrong type.
     """
     system = _as_system(system)
+    for name, value in system.parameters().items():
+        if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+            raise DynrnnValueError(
+                f"parameter `{name}` of {system.name} must be finite, got {value!r}."
+            )
     if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer):
         raise DynrnnTypeError(f"`n_steps` must be an integer >= 1, got {n_steps!r}.")
     if n_steps < 1:

@@ -56,6 +56,9 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old or the new file, never a mix."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Temporary files of writes that were killed before their rename.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp creates the file 0600; give it the permissions of any file the user writes.
@@ -195,8 +198,12 @@ def _skeleton(header: dict, path) -> eqx.Module:
             "of the same structure) to load its parameters."
         ) from e
     except (TypeError, ValueError) as e:
+        described = header.get("model") or {}
+        name = described.get("class", header.get("class"))
         raise CheckpointError(
-            f"cannot rebuild the model of checkpoint {str(path)!r} from its description: {e}"
+            f"cannot rebuild the model of checkpoint {str(path)!r}: its hyperparameters do not "
+            f"fit {name} of this dynrnn (a file of another version?): {e}. Pass `like=` (a "
+            "model of the same structure) to load its parameters."
         ) from e
 
 

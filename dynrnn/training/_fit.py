@@ -135,9 +135,11 @@ def fit(
     - `n_steps`: number of updates; `batch_size`; `seq_len` (reconstruction).
     - `key`: PRNG key; update `s` uses `fold_in(key, s)`.
     - `progress`: show a progress bar.
-    - `checkpoint_dir`: write `last.eqx` after every host call and `best.eqx` when the run's
-      best model improves; if `last.eqx` exists the run resumes from it, but only if it was
-      written with the same data and settings (else `CheckpointError`).
+    - `checkpoint_dir`: a folder: write `last.eqx` after every host call and `best.eqx` when
+      the run's best model improves; if `last.eqx` exists the run resumes from it (and says
+      so), but only if it was written with the same data and settings (else
+      `CheckpointError`, naming what differs); the folder is checked for writing before the
+      first update. `dr.training.Checkpointing(folder, overwrite=True)` starts afresh instead.
     - `callbacks`: hooks (`dr.training.Evaluation(x_val, every=...)` for held-out `D_stsp`/`D_H`
       during training, `dr.training.EarlyStopping`, ...) or callables
       `cb(step, model, logs)`, called after every host call; returning `True` stops training.
@@ -174,7 +176,8 @@ def fit(
     evaluating = any(isinstance(h, Evaluation) for h in hooks)
     hooks.append(BestModel("D_stsp" if evaluating else "loss"))
     if checkpoint_dir is not None:
-        hooks.append(Checkpointing(checkpoint_dir))
+        hooks.append(checkpoint_dir if isinstance(checkpoint_dir, Checkpointing)
+                     else Checkpointing(checkpoint_dir))
     hooks.append(ProgressBar(progress))
     dtype = model_dtype(model) or jnp.result_type(float)
     one = step_function(step, objective, batch_size, n_steps, dtype)

@@ -63,21 +63,51 @@ class Checkpointing(AbstractHook):
     """Writes `last.eqx` (model, optimiser and objective state, history) after every host call
     and `best.eqx` when the run's best model improves; on start, resumes from `last.eqx` if
     the folder holds one, after checking that it was written by a run with the same data and
-    settings (`run.config`), which are recorded in the file.
+    settings (`run.config`, recorded in the file), and says so on stderr.
 
-    **Raises:** `CheckpointError` naming the setting that differs, or for an unreadable file.
+    `dr.fit(checkpoint_dir=PATH)` uses `Checkpointing(PATH)`; pass
+    `checkpoint_dir=dr.training.Checkpointing(PATH, overwrite=True)` to start afresh in a folder
+    that holds another run (its checkpoints are replaced).
+
+    **Raises (on start, before the first update):** `CheckpointError` if the folder cannot be
+    created or written, if it holds a run with other data or settings (naming the first
+    difference), or if its `last.eqx` is unreadable.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, *, overwrite: bool = False):
         self.dir = pathlib.Path(directory)
+        self.overwrite = bool(overwrite)
+
+    def _check_writable(self):
+        if self.dir.exists() and not self.dir.is_dir():
+            raise CheckpointError(
+                f"`checkpoint_dir` {str(self.dir)!r} is not a folder (a file of that name "
+                "exists); pass a folder."
+            )
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe = self.dir / ".dynrnn-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise CheckpointError(
+                f"`checkpoint_dir` {str(self.dir)!r} cannot be created or written: "
+                f"{e.strerror or e}; pass a folder you can write into."
+            ) from e
 
     def _extra(self, run: Run):
         return {"state": run.state,
                 "history": {k: jnp.asarray(v) for k, v in run.history.items()}}
 
     def start(self, run: Run):
+        self._check_writable()
         last = self.dir / "last.eqx"
         if not last.exists():
+            return
+        if self.overwrite:
+            for name in ("last.eqx", "best.eqx"):
+                (self.dir / name).unlink(missing_ok=True)
+            print(f"dynrnn: starting afresh in {self.dir} (overwrite=True)", file=sys.stderr)
             return
         try:
             meta = _checkpoint.read_header(last)[0]["metadata"]
@@ -86,14 +116,17 @@ class Checkpointing(AbstractHook):
                 f"cannot resume from `checkpoint_dir` {str(self.dir)!r}: {e}. Delete the folder "
                 "or pick another to start afresh."
             ) from e
-        saved = meta.get("config", {})
-        for name in sorted(set(saved) | set(run.config)):
-            if saved.get(name) != run.config.get(name):
-                raise CheckpointError(
-                    f"`checkpoint_dir` {str(self.dir)!r} holds a run with different {name} "
-                    f"({_short(saved.get(name))} there, {_short(run.config.get(name))} now); "
-                    "resume only with the same data and settings, or use another folder."
-                )
+        difference = first_difference(meta.get("config", {}), run.config)
+        if difference is not None:
+            where, there, now = difference
+            what = ("data (another series or another window length)" if where == "data"
+                    else f"{where} ({_short(there)} there, {_short(now)} now)")
+            raise CheckpointError(
+                f"`checkpoint_dir` {str(self.dir)!r} holds a run with different {what}; "
+                "resume only with the same data and settings, use another folder, or start "
+                "afresh with checkpoint_dir=dr.training.Checkpointing(dir, overwrite=True) "
+                "(--overwrite on the command line)."
+            )
         try:
             model, meta, extra = _checkpoint.load(last, like=run.model,
                                                   extra_like=self._extra(run),
@@ -125,6 +158,17 @@ class Checkpointing(AbstractHook):
                          step=run.step, best_score=best, evaluations=run.evaluations,
                          config=run.config)
         return False
+
+
+def first_difference(a, b, prefix: str = ""):
+    """`(path, a value, b value)` of the first leaf where two JSON trees differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found is not None:
+                return found
+        return None
+    return None if a == b else (prefix.rstrip("."), a, b)
 
 
 def _short(value) -> str:

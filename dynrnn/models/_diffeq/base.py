@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 
 import diffrax as dfx
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ..._errors import DynrnnTypeError, DynrnnValueError, check_positive
@@ -123,11 +125,22 @@ class AbstractNeuralDE(AbstractDiffraxModel, AbstractSolverStatsModel):
             model_name=type(self).__name__,
         )
 
+    def _check_finite_start(self, z):
+        # Concrete states only: inside a traced training step a non-finite state is the NaN
+        # guard's business (it keeps the last good model), not an exception.
+        if not isinstance(z, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(z))):
+            raise DynrnnValueError(
+                f"`z` passed to {type(self).__name__}.step contains NaN or Inf; the solver "
+                "cannot start from a non-finite state."
+            )
+
     def _finish(self, ys, result):
         return _solve.check_result(ys, result, self.max_steps, type(self).__name__)
 
     def step(self, z, u=None, *, key=None):
         """Integrate over `[0, dt]` (an SDE along the Brownian path drawn from `key`)."""
+        self._check_step(z, u)
+        self._check_finite_start(z)
         ts = jnp.array([0.0, self.dt], jnp.result_type(z))
         noise_key, _ = self.noise(z, key)
         ys, _, result = self._solve(z, ts, u, (), noise_key, None)
@@ -154,6 +167,8 @@ class AbstractNeuralDE(AbstractDiffraxModel, AbstractSolverStatsModel):
         not `RecursiveCheckpointAdjoint`/`DirectAdjoint`.
         """
         needs = check_needs(needs)
+        self._check_step(z, u)
+        self._check_finite_start(z)
         ts = jnp.array([0.0, self.dt], jnp.result_type(z))
         noise_key, t_key = self.noise(z, key)
         t_reg = None if t_key is None else jr.uniform(t_key, (), ts.dtype, 0.0, self.dt)

@@ -149,6 +149,19 @@ def _check_engine(engine):
         )
 
 
+def check_timespan(timespan):
+    """A single elapsed time must be finite and >= 0 (checked when it is a concrete value; the
+    sequence call checks whole arrays of time spans before it traces)."""
+    if _is_concrete(timespan):
+        value = np.asarray(timespan, dtype=np.float64)
+        if value.shape != () or not np.isfinite(value) or value < 0:
+            raise DynrnnValueError(
+                f"`timespan` must be a finite number >= 0 (the elapsed time of the step), got "
+                f"{timespan!r}."
+            )
+    return timespan
+
+
 def _check_timespans(timespans, length, name="timespans", *, batch=None):
     """`None` (all 1), a scalar, `(length,)` or, with `batch`, `(batch, length)`."""
     if timespans is None:
@@ -212,6 +225,7 @@ class AbstractLiquidModel(AbstractLatentModel):
         """One step over the model's `dt` with input `u` (default zeros); `key` drives backbone
         dropout where the model has it (training only). For other elapsed times use
         `cell(z, u, timespan)` or the sequence call with `timespans`."""
+        self._check_step(z, u)
         dtype = z.dtype
         return self.cell(z, self._input(u, dtype), jnp.asarray(self.dt, dtype), key).astype(dtype)
 

@@ -27,6 +27,7 @@ from .base import (
     _check_int,
     _dtype,
     _torch_bias,
+    check_timespan,
     liquid_sizes,
 )
 from .wirings import AbstractWiring, Wiring, as_wiring
@@ -378,6 +379,7 @@ class CfC(AbstractLiquidModel):
         return jnp.swapaxes(states, 0, 1)
 
     def cell(self, z, u, timespan, key=None):
+        timespan = check_timespan(timespan)
         n = self.units
         if self.mixed_memory:
             h, c = self.lstm(u, z[:n], z[n:])

@@ -30,6 +30,7 @@ from .base import (
     _dtype,
     _full_ts,
     _run,
+    check_timespan,
     liquid_sizes,
 )
 from .wirings import AbstractWiring, FullyConnected, Wiring, as_wiring
@@ -319,7 +320,7 @@ class LTC(AbstractLiquidModel):
     def cell(self, z, u, timespan, key=None):
         # Rematerialised in the backward pass: storing the `units²` synapse activations of every
         # unfold makes the gradient memory-bound (3x slower on a 2-core CPU than recomputing).
-        return self._cell_with(None, z, u, timespan, key)
+        return self._cell_with(None, z, u, check_timespan(timespan), key)
 
     def _cell_with(self, syn, z, u, timespan, key=None):
         fused = jax.checkpoint(type(self)._fused)

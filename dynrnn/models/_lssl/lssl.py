@@ -349,6 +349,7 @@ class LSSL(AbstractLatentModel):
         `x_t = Ā x_{t−1} + B̄ v_t`, `y_t = Linear(act(C x_t + D v_t))`, with `v_t = u` if an
         input is given and the previous output `y_{t−1}` otherwise (autonomous generation).
         """
+        self._check_step(z, u)
         Ab, Bb = self.discretized()
         return self._advance(Ab, Bb, z, u)
 

@@ -67,6 +67,7 @@ class ALRNN(AbstractPLRNN):
         return (jnp.arange(m) >= m - self.n_relu).astype(dtype)
 
     def step(self, z, u=None, *, key=None):
+        self._check_step(z, u)
         mask = self._mask(z.dtype)
         phi = jnp.where(mask > 0, jax.nn.relu(z), z)
         return self.A * z + self.W @ phi + self.h + self._input(z, u)

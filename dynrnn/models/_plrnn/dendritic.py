@@ -90,6 +90,7 @@ class DendPLRNN(AbstractPLRNN):
         return act @ self.alpha
 
     def step(self, z, u=None, *, key=None):
+        self._check_step(z, u)
         return self.A * z + self._W() @ self.basis(z) + self.h + self._input(z, u)
 
     def jacobian(self, z, u=None):

@@ -58,6 +58,7 @@ class PLRNN(AbstractPLRNN):
         return zero_diagonal(self.W)
 
     def step(self, z, u=None, *, key=None):
+        self._check_step(z, u)
         return self.A * z + self._W() @ jax.nn.relu(z) + self.h + self._input(z, u)
 
     def jacobian(self, z, u=None):

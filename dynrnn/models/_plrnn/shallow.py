@@ -92,6 +92,7 @@ class ShallowPLRNN(AbstractPLRNN):
         self.hidden = hidden
 
     def step(self, z, u=None, *, key=None):
+        self._check_step(z, u)
         a = self.W2 @ z
         hidden = jax.nn.relu(a + self.h2)
         if self.clipped:
