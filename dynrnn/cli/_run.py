@@ -50,7 +50,7 @@ def _load_data(cfg):
     x_fit, x_val = (x_train[:-n_val], x_train[-n_val:]) if n_val > tr["seq_len"] else (
         x_train, None)
     dt = attrs_test.get("dt") or attrs_train.get("dt")
-    attrs = dict(attrs_train, **attrs_test, dt=float(dt) if dt else None)
+    attrs = {**attrs_train, **attrs_test, "dt": float(dt) if dt else None}
     return x_train, x_fit, x_val, x_test, attrs
 
 
