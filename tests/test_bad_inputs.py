@@ -192,6 +192,51 @@ CASES = [
      lambda c: _cli(["fit", str(c.config(model={"type": "PLRNN", "latent": 3},
                                          trainig={"n_steps": 10})), "--no-progress"]),
      RuntimeError, ["trainig", "training"]),
+    # --- recordings on the command line (issue 19)
+    ("recording without a rate and no --rate",
+     lambda c: _cli(["reconstruct", "--data", str(c.file("rec.csv", "1,2\n3,4\n5,6\n")),
+                     "--steps", "2", "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["rec.csv", "rate", "--rate"]),
+    ("suite2p folder without settings and no --rate",
+     lambda c: _cli(["reconstruct", "--data", str(_suite2p_without_ops(c)), "--steps", "2",
+                     "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["suite2p", "rate", "--rate"]),
+    ("PCA to more components than neurons",
+     lambda c: dr.preprocess.pca(dr.io.from_array(c.x, rate=100.0), 5),
+     ValueError, ["n_components", "5", "neurons (3)"]),
+    ("config PCA to more components than neurons",
+     lambda c: _cli(["fit", str(c.config(data={"train": str(_suite2p_without_ops(c)),
+                                               "rate": 30.0},
+                                         preprocess={"pca": 50},
+                                         model={"type": "PLRNN", "latent": 3})),
+                     "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["pca = 50", "only 4 dimensions"]),
+    ("neuropil correction on the wrong variable",
+     lambda c: _cli(["fit", str(c.config(data={"train": str(_suite2p_without_ops(c)),
+                                               "rate": 30.0},
+                                         preprocess={"variable": "spikes", "neuropil": 0.7},
+                                         model={"type": "PLRNN", "latent": 3})),
+                     "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["neuropil", "'activity'", "variable = 'spikes'"]),
+    ("dF/F on spike counts",
+     lambda c: _cli(["fit", str(c.config(data={"train": str(_suite2p_without_ops(c)),
+                                               "rate": 30.0},
+                                         preprocess={"variable": "spikes", "neuropil": 0,
+                                                     "dff": True},
+                                         model={"type": "PLRNN", "latent": 3})),
+                     "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["dff", "spikes"]),
+    ("preprocess a variable the recording lacks",
+     lambda c: _cli(["fit", str(c.config(data={"train": str(_suite2p_without_ops(c)),
+                                               "rate": 30.0},
+                                         preprocess={"variable": "dff"},
+                                         model={"type": "PLRNN", "latent": 3})),
+                     "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["variable = 'dff'", "activity"]),
+    ("negative kernel time constant", lambda c: dr.calcium.gamma_from_tau(-0.5, 30.0),
+     ValueError, ["tau", "-0.5"]),
+    ("negative kernel rise time",
+     lambda c: dr.calcium.gamma_from_tau(1.0, 30.0, rise=-0.1), ValueError, ["rise", "-0.1"]),
     # --- checkpoints and runs
     ("checkpoint written by an unknown version",
      lambda c: dr.load(_other_version_checkpoint(c)), dr.CheckpointError, ["version"]),
@@ -216,6 +261,20 @@ CASES = [
     ("resume with another n_steps",
      lambda c: _run_twice(c, {}, {"n_steps": 6}), dr.CheckpointError, ["n_steps", "4", "6"]),
 ]
+
+
+def _suite2p_without_ops(c):
+    """A suite2p plane (F, Fneu, spks, iscell; 6 ROIs of which 4 cells) with no ops.npy."""
+    folder = c.tmp / "s2p_no_ops" / "plane0"
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        np.save(folder / "F.npy", 2000 + 100 * rng.random((6, 400)))
+        np.save(folder / "Fneu.npy", 500 + 10 * rng.random((6, 400)))
+        np.save(folder / "spks.npy", rng.poisson(0.1, (6, 400)).astype(float))
+        np.save(folder / "iscell.npy", np.array([[1, .9], [1, .8], [0, .1], [1, .7], [0, .2],
+                                                 [1, .9]]))
+    return folder.parent
 
 
 def _empty_suite2p(c):

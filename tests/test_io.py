@@ -435,3 +435,34 @@ def test_history_json():
         ds.assign(activity=ds["activity"] + np.arange(5.0)[:, None]), fneu=np.zeros((5, 1))))
     assert json.loads(ds.attrs["history"]) == dr.io.history(ds) == [
         "neuropil_correct(coefficient=0.7)", "zscore(ddof=0)"]
+
+
+def test_simulated_dataset_reads_as_recording(tmp_path):
+    """One schema: the NetCDF of dr.systems.simulate (`state` on (time, dim), `dt`) opens as a
+    recording (`activity` on (time, neuron), rate 1/dt, time in s, a history entry)."""
+    ds = dr.systems.simulate(dr.systems.Lorenz63(), n_steps=200, dt=0.02)
+    ds.to_netcdf(tmp_path / "sim.nc", engine="h5netcdf")
+    rec = dr.io.open_recording(tmp_path / "sim.nc")
+    assert rec["activity"].dims == ("time", "neuron")
+    assert rec.attrs["rate"] == pytest.approx(50.0) and rec["time"].attrs["units"] == "s"
+    np.testing.assert_array_equal(rec["activity"].values, ds["state"].values)
+    np.testing.assert_allclose(rec["time"].values, ds["time"].values)
+    assert dr.io.history(rec)[-1].startswith("from_state(")
+    assert rec.attrs["system"] == "Lorenz63"
+
+
+def test_suite2p_object_arrays_need_allow_pickle(tmp_path):
+    """Some suite2p versions save F and iscell as object arrays: refused by default, read as
+    numbers with allow_pickle=True."""
+    rng = _rng()
+    folder = tmp_path / "plane0"
+    folder.mkdir()
+    F = rng.uniform(1000, 3000, (3, 20))
+    np.save(folder / "F.npy", F.astype(object), allow_pickle=True)
+    np.save(folder / "iscell.npy", np.array([[1, 0.9], [0, 0.1], [1, 0.8]], dtype=object),
+            allow_pickle=True)
+    with pytest.raises(DynrnnValueError, match="allow_pickle"):
+        dr.io.open_recording(folder, rate=10.0)
+    ds = dr.io.open_recording(folder, rate=10.0, allow_pickle=True)
+    np.testing.assert_allclose(ds["activity"].values, F.T)
+    assert ds["iscell"].values.tolist() == [True, False, True]

@@ -166,3 +166,23 @@ def test_history_accumulates_in_order():
     train, _ = dr.preprocess.split_time(ds, 0.75)
     names = [h.split("(")[0] for h in dr.io.history(train)]
     assert names == ["neuropil_correct", "dff", "zscore", "resample", "split_time"]
+
+
+def test_pca_against_covariance_eigenvectors():
+    """Components are the projections on the eigenvectors of the sample covariance (NumPy
+    `eigh`, independent of the SVD the step uses), ordered by variance; signs are free."""
+    rng = _rng()
+    x = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6)) + 5.0
+    ds = dr.io.from_array(x, rate=10.0)
+    out = dr.preprocess.pca(ds, 3)
+    evals, evecs = np.linalg.eigh(np.cov(x, rowvar=False, bias=True))
+    order = np.argsort(evals)[::-1][:3]
+    ref = (x - x.mean(0)) @ evecs[:, order]
+    got = out["activity"].values
+    assert got.shape == (500, 3) and out["activity"].dims == ("time", "neuron")
+    np.testing.assert_allclose(np.abs(got), np.abs(ref), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(out.attrs["explained_variance_ratio"],
+                               evals[order] / evals.sum(), rtol=1e-10)
+    assert dr.io.history(out)[-1].startswith("pca(n_components=3")
+    with pytest.raises(DynrnnValueError, match="n_components"):
+        dr.preprocess.pca(ds, 7)

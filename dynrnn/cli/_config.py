@@ -1,8 +1,9 @@
 """Run configurations (TOML): reading, validating, building models and data, writing back.
 
-A configuration has the tables `[data]`, `[model]`, `[teacher_forcing]`, `[training]` and
-`[evaluation]` (`lyapunov_steps`, `prediction_steps`) and `[output]`; `dynrnn datasets list`
-shows the shipped recipes of the published settings (`recipe:NAME`).
+A configuration has the tables `[data]` (`train`, `test`, and for recordings `rate`, `layout`,
+`allow_pickle`), `[preprocess]` (`cli/_prepare.py`), `[model]`, `[teacher_forcing]`,
+`[training]` and `[evaluation]` (`lyapunov_steps`, `prediction_steps`) and `[output]`;
+`dynrnn datasets list` shows the shipped recipes of the published settings (`recipe:NAME`).
 """
 
 from __future__ import annotations
@@ -93,6 +94,30 @@ def dumps_toml(cfg: dict) -> str:
             lines.append(f"\n[{section}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
     return "\n".join(lines) + "\n"
+
+
+def add_reader_options(p) -> None:
+    """`--rate`, `--layout`, `--allow-pickle`: how to read a recording (the [data] keys)."""
+    p.add_argument("--rate", type=float, help="sampling rate in Hz (required for recordings "
+                   "that hold none: CSV, suite2p without a readable ops.npy; overrides the "
+                   "file's rate otherwise)")
+    p.add_argument("--layout", choices=("time-major", "neuron-major"),
+                   help="orientation of a CSV/.npy recording: rows are frames (time-major, "
+                   "default) or neurons (neuron-major)")
+    p.add_argument("--allow-pickle", action="store_true", default=None,
+                   help="allow reading pickled files (suite2p ops.npy, stat.npy, object "
+                   "arrays); loading a pickle can run arbitrary code, so only for trusted "
+                   "files")
+
+
+def apply_reader_options(cfg: dict, args) -> None:
+    data = cfg.setdefault("data", {})
+    if args.rate is not None:
+        data["rate"] = args.rate
+    if args.layout is not None:
+        data["layout"] = args.layout
+    if args.allow_pickle:
+        data["allow_pickle"] = True
 
 
 def load_series(spec: str, *, name: str = "data", rate: float | None = None,

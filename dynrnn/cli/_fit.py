@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._config import read_config
+from ._config import add_reader_options, apply_reader_options, read_config
 from ._run import run_reconstruction
 
 
@@ -12,6 +12,10 @@ def register(sub):
     p = sub.add_parser("fit", help="run a TOML recipe (recipe:NAME or a file)")
     p.add_argument("config", help="TOML recipe: recipe:NAME (see `dynrnn datasets list`) or a "
                    "path")
+    p.add_argument("--data", help="training series, replacing [data] train (any format "
+                   "`dynrnn reconstruct --data` reads)")
+    p.add_argument("--test", help="test series, replacing [data] test")
+    add_reader_options(p)
     p.add_argument("--out", help="run folder (an existing one resumes its checkpoint)")
     p.add_argument("--steps", type=int, help="override [training] n_steps")
     p.add_argument("--overwrite", action="store_true",
@@ -24,6 +28,11 @@ def register(sub):
 
 def main(args) -> int:
     cfg = read_config(args.config)
+    if args.data:
+        cfg["data"] = {**cfg.get("data", {}), "train": args.data, "test": args.test}
+    elif args.test:
+        cfg["data"]["test"] = args.test
+    apply_reader_options(cfg, args)
     if args.steps is not None:
         cfg["training"]["n_steps"] = args.steps
     run_reconstruction(cfg, out=args.out, progress=args.progress, overwrite=args.overwrite)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._config import DEFAULT_RECONSTRUCT, merge, read_config
+from ._config import (
+    DEFAULT_RECONSTRUCT,
+    add_reader_options,
+    apply_reader_options,
+    merge,
+    read_config,
+)
 from ._run import run_reconstruction
 
 
@@ -19,9 +25,12 @@ def register(sub):
             "run folder."
         ),
     )
-    p.add_argument("--data", help="training series: .npy (time, dims), .nc/.h5, or dataset:NAME")
+    p.add_argument("--data", help="training series: .npy (time, dims), .nc/.h5 (a recording "
+                   "or what dr.systems.simulate writes), a suite2p folder, .nwb, CaImAn .hdf5, "
+                   ".csv, or dataset:NAME")
     p.add_argument("--test", help="test series (default: the shipped test set, or the last "
                    "20 %% of --data)")
+    add_reader_options(p)
     p.add_argument("--config", help="TOML recipe to start from: recipe:NAME (see `dynrnn "
                    "datasets list`) or a path")
     p.add_argument("--steps", type=int, help="number of updates")
@@ -46,6 +55,7 @@ def main(args) -> int:
         cfg["name"] = "reconstruct"
     elif args.test:
         cfg["data"]["test"] = args.test
+    apply_reader_options(cfg, args)
     if args.steps is not None:
         cfg["training"]["n_steps"] = args.steps
     if args.hidden is not None:

@@ -15,9 +15,9 @@ from ._config import (
     build_model,
     build_teacher_forcing,
     dumps_toml,
-    load_series,
     model_key,
 )
+from ._prepare import prepare
 from ._schema import validate
 
 
@@ -32,26 +32,18 @@ def _per_time_unit(value, dt):
     return value / dt if dt else value
 
 
-def _load_data(cfg):
-    """Training, validation and test series and their attrs from the [data] table."""
-    # Recording reader options ([data] rate, layout, allow_pickle) pass through to
-    # dr.io.open_recording (e.g. layout = "neuron-major" for the zebrafish CSV).
-    reader = {k: cfg["data"].get(k) for k in ("rate", "layout", "allow_pickle")}
-    x_train, attrs_train = load_series(cfg["data"]["train"], name="data.train", **reader)
-    test_spec = cfg["data"].get("test")
-    if test_spec:
-        x_test, attrs_test = load_series(test_spec, name="data.test", **reader)
-    else:
-        # No test set: the last 20 % of the series is held out.
-        cut = int(0.8 * x_train.shape[0])
-        x_train, x_test, attrs_test = x_train[:cut], x_train[cut:], attrs_train
+def _load_data(cfg, echo=print):
+    """Training, validation and test series, their attrs and the preprocessing history from
+    the [data] and [preprocess] tables (`_prepare.prepare`)."""
     tr = cfg["training"]
+    data = prepare(cfg, seq_len=int(tr["seq_len"]), echo=echo)
+    x_train, x_test = data.train, data.test
     n_val = int(float(tr.get("validation_fraction", 0.1)) * x_train.shape[0])
     x_fit, x_val = (x_train[:-n_val], x_train[-n_val:]) if n_val > tr["seq_len"] else (
         x_train, None)
-    dt = attrs_test.get("dt") or attrs_train.get("dt")
-    attrs = {**attrs_train, **attrs_test, "dt": float(dt) if dt else None}
-    return x_train, x_fit, x_val, x_test, attrs
+    dt = data.dt if data.dt is not None else data.attrs.get("dt")
+    attrs = dict(data.attrs, dt=float(dt) if dt else None)
+    return x_train, x_fit, x_val, x_test, attrs, data
 
 
 def _open_run_folder(cfg, out, overwrite: bool) -> pathlib.Path:
@@ -85,7 +77,7 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
 
     validate(cfg, "(after the command line's options)")
     t0 = time.perf_counter()
-    x_train, x_fit, x_val, x_test, attrs = _load_data(cfg)
+    x_train, x_fit, x_val, x_test, attrs, data = _load_data(cfg, echo)
     tr = cfg["training"]
     k_model, k_fit = model_key(cfg)
     model = build_model(cfg["model"], x_train.shape[1], k_model)
@@ -99,7 +91,40 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     if x_val is not None:
         callbacks.append(dr.training.Evaluation(x_val[:10_000],
                                                 every=int(tr.get("eval_every", 5000))))
-    result = dr.fit(
+    try:
+        result = _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir, overwrite,
+                      callbacks)
+    except dr.TrainingDivergedError as e:
+        if data.standardised:
+            raise
+        # Raw fluorescence in the thousands makes the first updates of a model initialised at
+        # unit scale overflow: name that cause before the generic advice.
+        err = dr.TrainingDivergedError(
+            f"{e} Likely cause: the data's scale; it was not standardised ({data.scale}). Set "
+            "[preprocess] zscore = true (or leave it at 'auto')."
+        )
+        err.result, err.step = getattr(e, "result", None), getattr(e, "step", None)
+        raise err from e
+    train_time = time.perf_counter() - t0
+    # The final model is reported (reference protocol); `checkpoints/best.eqx` keeps the one
+    # with the best held-out D_stsp on the validation piece.
+    dr.save(run_dir / "model.eqx", result.model, config=cfg, train_time=train_time)
+    history = result.history
+    history.attrs["preprocessing"] = json.dumps(data.history)
+    history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
+    measures, x_gen = _report(cfg, result.model, x_train, x_test, attrs, echo)
+    total = time.perf_counter() - t0
+    measures.update(train_time_s=train_time, total_time_s=total, n_steps=n_steps,
+                    preprocessing=data.history)
+    _write_outputs(cfg, run_dir, measures, x_test, x_gen, attrs["dt"], history, echo,
+                   data.history)
+    echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, generated.nc"
+         f"{', figures' if cfg.get('output', {}).get('figures', True) else ''}) in {total:.0f} s")
+    return measures
+
+
+def _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir, overwrite, callbacks):
+    return dr.fit(
         model, x_fit,
         loss=dr.training.Reconstruction(tf, seq_len=int(tr["seq_len"]),
                                         noise=float(tr.get("noise", 0.0))),
@@ -110,18 +135,6 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
         checkpoint_dir=dr.training.Checkpointing(run_dir / "checkpoints", overwrite=overwrite),
         callbacks=callbacks, steps_per_call=int(tr.get("steps_per_call", 250)),
     )
-    train_time = time.perf_counter() - t0
-    # The final model is reported (reference protocol); `checkpoints/best.eqx` keeps the one
-    # with the best held-out D_stsp on the validation piece.
-    dr.save(run_dir / "model.eqx", result.model, config=cfg, train_time=train_time)
-    result.history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
-    measures, x_gen = _report(cfg, result.model, x_train, x_test, attrs, echo)
-    total = time.perf_counter() - t0
-    measures.update(train_time_s=train_time, total_time_s=total, n_steps=n_steps)
-    _write_outputs(cfg, run_dir, measures, x_test, x_gen, attrs["dt"], result.history, echo)
-    echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, generated.nc"
-         f"{', figures' if cfg.get('output', {}).get('figures', True) else ''}) in {total:.0f} s")
-    return measures
 
 
 def _report(cfg, model, x_train, x_test, attrs, echo):
@@ -166,8 +179,20 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
     return {"model": model_col, "data": data_col, "dt": dt}, x_gen
 
 
-def _write_outputs(cfg, run_dir, measures, x_test, x_gen, dt, history, echo):
-    """`measures.json`, `generated.nc` (test series and free-running model) and the figures."""
+def _principal_components(x_test, x_gen, k=3):
+    """Both series on the leading principal components of the test data (a recording's
+    neurons are too many to draw one by one), and the axis labels."""
+    mu = x_test.mean(0)
+    _, sv, vt = np.linalg.svd(x_test - mu, full_matrices=False)
+    share = sv**2 / np.sum(sv**2)
+    labels = [f"PC{i + 1} ({100 * share[i]:.0f}% var.)" for i in range(k)]
+    return (x_test - mu) @ vt[:k].T, (x_gen - mu) @ vt[:k].T, labels
+
+
+def _write_outputs(cfg, run_dir, measures, x_test, x_gen, dt, history, echo,
+                   preprocessing=()):
+    """`measures.json`, `generated.nc` (test series and free-running model) and the figures;
+    series with more than three dimensions are drawn on the test data's principal components."""
     import xarray as xr
 
     import dynrnn as dr
@@ -177,15 +202,19 @@ def _write_outputs(cfg, run_dir, measures, x_test, x_gen, dt, history, echo):
     xr.Dataset(
         {"state": (("series", "time", "dim"), np.stack([x_test, x_gen]))},
         coords={"series": ["test", "model"], "time": steps * dt if dt else steps},
-        attrs={"source": "dynrnn reconstruct", "time_units": "time units" if dt else "steps",
-               "dt": dt or 1.0},
+        attrs={"source": "dynrnn reconstruct", "time_units": "s" if dt else "steps",
+               "dt": dt or 1.0, "rate": 1.0 / dt if dt else 1.0,
+               "history": json.dumps(list(preprocessing))},
     ).to_netcdf(run_dir / "generated.nc", engine="h5netcdf")
     if not cfg.get("output", {}).get("figures", True):
         return
     try:
-        fig = dr.plot.attractor(x_test, x_gen, title=cfg["name"])
+        labels = None
+        if x_test.shape[1] > 3:
+            x_test, x_gen, labels = _principal_components(x_test, x_gen)
+        fig = dr.plot.attractor(x_test, x_gen, title=cfg["name"], labels=labels)
         fig.savefig(run_dir / "attractor.png", dpi=110)
-        fig = dr.plot.power_spectra(x_test, x_gen, dt=dt)
+        fig = dr.plot.power_spectra(x_test, x_gen, dt=dt, labels=labels)
         fig.savefig(run_dir / "power_spectra.png", dpi=110)
         fig = dr.plot.training_curves(history)
         fig.savefig(run_dir / "loss.png", dpi=110)

@@ -52,6 +52,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "'time-major' or 'neuron-major'"),
         "allow_pickle": Key(FLAG, expected="true or false"),
     },
+    "preprocess": {
+        "variable": Key(TEXT, expected="the recording variable to fit (default 'activity')"),
+        "cells_only": Key(FLAG, expected="true or false"),
+        "neuropil": Key(NUMBER, lambda v: 0.0 <= v <= 1.0,
+                        "a neuropil coefficient in [0, 1] (0: no correction)"),
+        "dff": Key(FLAG, expected="true or false"),
+        "dff_window_s": Key(NUMBER, _positive, "a window in seconds > 0"),
+        "dff_percentile": Key(NUMBER, lambda v: 0.0 < v < 100.0, "a percentile in (0, 100)"),
+        "zscore": Key(FLAG + TEXT, lambda v: v in (True, False, "auto"),
+                      "true, false or 'auto'"),
+        "pca": Key(INT, _non_negative, "a number of components >= 0 (0: no PCA)"),
+        "split": Key(NUMBER, lambda v: 0.0 < v < 1.0,
+                     "the training share of the series in (0, 1)"),
+    },
     "teacher_forcing": {
         "type": Key(TEXT, lambda v: v in ("GTF", "STF"), "'GTF' or 'STF'"),
         "alpha": Key(NUMBER + TEXT, lambda v: v == "adaptive" if isinstance(v, str)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import pathlib
 
 import numpy as np
@@ -35,6 +37,8 @@ def read_netcdf(path: pathlib.Path, *, rate=None) -> xr.Dataset:
     ds.attrs = {k: _plain(v) for k, v in ds.attrs.items()}
     for name in list(ds.variables):
         ds[name].attrs = {k: _plain(v) for k, v in ds[name].attrs.items()}
+    if MAIN not in ds.data_vars and "state" in ds.data_vars:
+        ds = from_state(ds, str(path))
     if MAIN not in ds.data_vars:
         raise DynrnnValueError(
             f"`path` {str(path)!r} is NetCDF but holds no {MAIN!r} variable (variables: "
@@ -43,6 +47,8 @@ def read_netcdf(path: pathlib.Path, *, rate=None) -> xr.Dataset:
         )
     if rate is not None:
         ds.attrs["rate"] = check_rate(rate)
+    elif "rate" not in ds.attrs and _positive_number(ds.attrs.get("dt")):
+        ds.attrs["rate"] = 1.0 / float(ds.attrs["dt"])
     elif "rate" not in ds.attrs:
         t = np.asarray(ds["time"].values, np.float64) if "time" in ds.coords else None
         if t is None or t.size < 2 or not np.allclose(np.diff(t), np.diff(t)[0], rtol=1e-6):
@@ -52,6 +58,39 @@ def read_netcdf(path: pathlib.Path, *, rate=None) -> xr.Dataset:
             )
         ds.attrs["rate"] = float(1.0 / np.diff(t)[0])
     return validate(ds, "recording")
+
+
+def _positive_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def from_state(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
+    """A simulated or shipped dataset (`state` on `("time", "dim")`, `dt` attr, as
+    `dr.systems.simulate` writes it) in the recording schema: `activity` on
+    `("time", "neuron")`, `rate = 1 / dt`, the time coordinate in seconds (one time unit of
+    the system taken as one second) and a history entry saying so. Other attrs are kept.
+
+    **Raises:** `DynrnnValueError` if `state` is not on `("time", "dim")`.
+    """
+    state = ds["state"]
+    if state.dims != ("time", "dim"):
+        raise DynrnnValueError(
+            f"{source!r}: the variable 'state' must be on dims ('time', 'dim') (as "
+            f"dr.systems.simulate writes it), got {state.dims}."
+        )
+    out = ds.rename({"state": MAIN, "dim": "neuron"})
+    attrs = dict(ds.attrs)
+    if "rate" not in attrs and _positive_number(attrs.get("dt")):
+        attrs["rate"] = 1.0 / float(attrs["dt"])
+    attrs.setdefault("units", "a.u.")
+    attrs.setdefault("source", source)
+    entries = json.loads(attrs["history"]) if isinstance(attrs.get("history"), str) else []
+    attrs["history"] = json.dumps(
+        list(entries) + ['from_state(renamed="state(time, dim) -> activity(time, neuron)")'])
+    out.attrs = attrs
+    if "time" in out.coords:
+        out["time"].attrs.setdefault("units", "s")
+    return out
 
 
 def write_netcdf(ds: xr.Dataset, path: pathlib.Path) -> None:

@@ -57,8 +57,24 @@ def _load(path: pathlib.Path, name: str, *, allow_pickle: bool = False):
         ) from e
 
 
-def _traces(folder: pathlib.Path, name: str, n_rois: int | None, n_frames: int | None):
-    arr = _load(folder / f"{name}.npy", f"suite2p {name}")
+def _numeric(arr, path: pathlib.Path, name: str):
+    """Some suite2p versions save traces and `iscell` as object arrays (read only with
+    `allow_pickle=True`); their elements are numbers."""
+    if isinstance(arr, np.ndarray) and arr.dtype == object:
+        try:
+            return np.asarray(arr.tolist(), np.float64)
+        except (TypeError, ValueError) as e:
+            raise DynrnnValueError(
+                f"{str(path)!r} ({name}) is an object array whose entries are not numbers: {e}"
+            ) from e
+    return arr
+
+
+def _traces(folder: pathlib.Path, name: str, n_rois: int | None, n_frames: int | None,
+            allow_pickle: bool = False):
+    path = folder / f"{name}.npy"
+    arr = _numeric(_load(path, f"suite2p {name}", allow_pickle=allow_pickle), path,
+                   f"suite2p {name}")
     if arr.ndim != 2 or arr.dtype.kind not in "fiu":
         raise DynrnnValueError(
             f"suite2p {name}.npy must be a numeric (rois, frames) array, got shape {arr.shape} "
@@ -115,15 +131,17 @@ def read_suite2p(
     **Raises:** `DynrnnValueError` for mismatched shapes, refused pickles, or a missing rate.
     """
     folder = _plane_folder(path, plane)
-    F = _traces(folder, "F", None, None)
+    F = _traces(folder, "F", None, None, allow_pickle)
     n_rois, n_frames = F.shape
     extra = {}
     for name, var in (("Fneu", "neuropil"), ("spks", "spikes")):
         if (folder / f"{name}.npy").exists():
-            extra[var] = _traces(folder, name, n_rois, n_frames).T
+            extra[var] = _traces(folder, name, n_rois, n_frames, allow_pickle).T
     attrs = {}
     if (folder / "iscell.npy").exists():
-        iscell = _load(folder / "iscell.npy", "suite2p iscell")
+        iscell = _numeric(_load(folder / "iscell.npy", "suite2p iscell",
+                                allow_pickle=allow_pickle), folder / "iscell.npy",
+                          "suite2p iscell")
         if iscell.ndim == 1:
             iscell = np.stack([iscell, iscell], axis=1)
         if iscell.ndim != 2 or iscell.shape[0] != n_rois:

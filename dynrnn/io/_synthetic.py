@@ -5,8 +5,9 @@ Ground truth: a standardised Lorenz-63 trajectory `z(t)` (3 latents, one time un
 system per second) drives the firing rate of each cell through a random loading,
 `r_i(t) = r0 · exp(w_i · z(t))`; spikes are Poisson counts per frame; the calcium of a cell
 decays with time constant `tau`, `c_t = exp(−1 / (rate · tau)) · c_{t−1} + s_t`; the ROI
-fluorescence is `F = F0 · (1 + a · c) + coefficient · Fneu + noise`, with a neuropil `Fneu`
-that shares a slow drift across ROIs. ROIs that are not cells see neuropil and noise only.
+fluorescence is `F = F0 · (1 + a · c) + coefficient · Fneu + noise` (`F0` 1 500–3 000, as raw
+suite2p traces are in the thousands), with a neuropil `Fneu` (500–800) that shares a slow drift
+across ROIs. ROIs that are not cells see neuropil and noise only.
 """
 
 from __future__ import annotations
@@ -110,11 +111,12 @@ def synthetic_suite2p(
         c = decay * c + spikes[t]
         calcium[t] = c
 
-    f0 = rng.uniform(300.0, 600.0, n_neurons)
+    # Raw suite2p fluorescence is in the thousands (uint16 pixel sums averaged over the ROI).
+    f0 = rng.uniform(1500.0, 3000.0, n_neurons)
     t_s = np.arange(n_frames) / rate
-    drift = 20.0 * np.sin(2 * np.pi * t_s / max(t_s[-1], 1.0) + rng.uniform(0, 2 * np.pi))
-    fneu = (rng.uniform(120.0, 200.0, n_neurons)[None, :] + drift[:, None]
-            + 5.0 * rng.standard_normal((n_frames, n_neurons)))
+    drift = 80.0 * np.sin(2 * np.pi * t_s / max(t_s[-1], 1.0) + rng.uniform(0, 2 * np.pi))
+    fneu = (rng.uniform(500.0, 800.0, n_neurons)[None, :] + drift[:, None]
+            + 20.0 * rng.standard_normal((n_frames, n_neurons)))
     amplitude = rng.uniform(0.3, 0.8, n_neurons)
     F = (f0 * (1.0 + amplitude * calcium) + coefficient * fneu
          + noise * f0 * rng.standard_normal((n_frames, n_neurons)))

@@ -259,3 +259,55 @@ def split_time(ds: xr.Dataset, fraction: float) -> tuple[xr.Dataset, xr.Dataset]
     return first, second
 
 
+def pca(ds: xr.Dataset, n_components: int) -> xr.Dataset:
+    """Project the activity onto its first `n_components` principal components.
+
+    With the activity `X` `(time, neuron)` centred per neuron, `X − μ = U S Vᵀ` (SVD); the new
+    activity is `(X − μ) V_k`, `(time, k)`, whose columns have decreasing variance `S_i² / T`.
+    The `neuron` coordinate becomes the component index and `component_of` names what it is;
+    `attrs["explained_variance_ratio"]` holds each component's share of the total variance and
+    the variable `loadings` `(component, source_neuron)` holds `V_kᵀ` (the weights of each
+    neuron). Other variables on `time` are dropped (their neuron axis no longer matches).
+    Trials, if any, are stacked along time to fit the components.
+
+    **Raises:** `DynrnnValueError` if `n_components` is not an integer in
+    `[1, min(neurons, frames)]` or the activity is not finite.
+    """
+    validate(ds)
+    act = ds[MAIN]
+    n_neuron = ds.sizes["neuron"]
+    n_time = int(np.prod([n for d, n in act.sizes.items() if d != "neuron"]))
+    if isinstance(n_components, bool) or not isinstance(n_components, int | np.integer) or (
+        n_components < 1
+    ):
+        raise DynrnnValueError(
+            f"`n_components` must be an integer >= 1, got {n_components!r}."
+        )
+    if n_components > min(n_neuron, n_time):
+        raise DynrnnValueError(
+            f"`n_components`={n_components} is more than the recording has "
+            f"{'neurons' if n_neuron <= n_time else 'frames'} ({min(n_neuron, n_time)}); PCA "
+            "gives at most min(neurons, frames) components."
+        )
+    x = np.asarray(act.values, np.float64)
+    if not np.all(np.isfinite(x)):
+        raise DynrnnValueError("PCA needs finite activity; the recording has NaN/Inf.")
+    flat = x.reshape(-1, n_neuron)
+    centred = flat - flat.mean(axis=0)
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    k = int(n_components)
+    scores = (centred @ vt[:k].T).reshape(x.shape[:-1] + (k,))
+    ratio = (sv**2 / np.sum(sv**2))[:k]
+    coords = {name: c for name, c in ds.coords.items()
+              if "neuron" not in c.dims and name != "neuron"}
+    coords["neuron"] = ("neuron", np.arange(k))
+    coords["source_neuron"] = ("source_neuron", act["neuron"].values)
+    out = xr.Dataset(
+        {MAIN: (act.dims, scores, act.attrs),
+         "loadings": (("neuron", "source_neuron"), vt[:k])},
+        coords=coords, attrs=dict(ds.attrs),
+    )
+    out.attrs["explained_variance_ratio"] = [float(r) for r in ratio]
+    out.attrs["component_of"] = "principal components of the activity (neuron = component)"
+    return append_history(out, _entry("pca", n_components=k,
+                                      explained_variance=round(float(ratio.sum()), 6)))

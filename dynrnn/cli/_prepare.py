@@ -1,0 +1,242 @@
+"""Data of a run: every source read into the recording schema, then the `[preprocess]` steps.
+
+Every series the command line reads becomes a recording (`dr.io`): `activity` on
+`("time", "neuron")` with a rate in Hz, whatever the source (`dataset:NAME` and the NetCDF that
+`dr.systems.simulate` writes hold `state` on `("time", "dim")`; `.npy` arrays hold no rate and
+are counted in steps). The steps of the `[preprocess]` table then run in a fixed order, each
+through `dr.preprocess` and recorded in the recording's history:
+
+1. `cells_only` (suite2p `iscell`), 2. `neuropil` correction `F − c · Fneu`, 3. `dff`,
+4. the time split (`split`: training share when there is no test set), 5. `zscore` with the
+training statistics (`"auto"`: only data that is not already on a unit scale, with a printed
+note), 6. `pca` to k components fitted on the training part (components scaled to unit sd when
+z-scoring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+import numpy as np
+
+from .._errors import DynrnnValueError
+
+
+# The defaults of [preprocess]; `neuropil` and `cells_only` apply only where the recording has
+# the variables they need (suite2p's Fneu, iscell) unless the table sets them.
+PREPROCESS_DEFAULTS = {
+    "variable": "activity", "cells_only": True, "neuropil": 0.7, "dff": False,
+    "dff_window_s": 60.0, "dff_percentile": 8.0, "zscore": "auto", "pca": 0, "split": 0.8,
+}
+
+
+@dataclasses.dataclass
+class RunData:
+    """The arrays of a run and what was done to them."""
+
+    train: np.ndarray
+    test: np.ndarray
+    dt: float | None
+    attrs: dict
+    history: list[str]
+    standardised: bool
+    scale: str
+
+
+def _rate_hint(e: Exception) -> str:
+    text = str(e)
+    hints = []
+    if "rate" in text and ("required" in text or "pass `rate=`" in text or "give the rate"
+                           in text):
+        hints.append("on the command line: --rate HZ (or rate = HZ in [data])")
+    if "allow_pickle" in text:
+        hints.append("on the command line: --allow-pickle (or allow_pickle = true in [data]) "
+                     "if you trust the files")
+    return text + (" (" + "; ".join(hints) + ")" if hints else "")
+
+
+def read_recording(spec: str, *, name: str, rate=None, layout=None, allow_pickle=None):
+    """`spec` (`dataset:NAME`, `.npy`, a NetCDF file or any recording `dr.io` reads) as a
+    recording; `.npy` without a rate gets `rate = 1` and `attrs["time_units"] = "steps"`."""
+    from .. import datasets, io
+
+    if spec.startswith("dataset:"):
+        from ..io._netcdf import from_state
+
+        ds = datasets.load(spec.split(":", 1)[1])
+        return from_state(ds, spec) if "state" in ds.data_vars else ds
+    path = pathlib.Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"`{name}` file {spec!r} does not exist.")
+    if path.suffix == ".npy" and rate is None:
+        from ._config import load_series
+
+        arr, attrs = load_series(spec, name=name, allow_pickle=allow_pickle)
+        ds = io.from_array(arr, rate=1.0, source=str(path))
+        ds.attrs["time_units"] = "steps"
+        return ds
+    opts = {"rate": rate, "layout": layout, "allow_pickle": allow_pickle}
+    opts = {k: v for k, v in opts.items() if v is not None}
+    if io.detect_format(path) not in ("csv", "npy"):
+        opts.pop("layout", None)
+    try:
+        return io.open_recording(path, **opts)
+    except DynrnnValueError as e:
+        raise DynrnnValueError(f"`{name}`: " + _rate_hint(e)) from e
+
+
+def _check_variable(ds, variable: str, where: str):
+    if variable not in ds.data_vars or "time" not in ds[variable].dims:
+        timed = [k for k, v in ds.data_vars.items() if "time" in v.dims]
+        raise DynrnnValueError(
+            f"[preprocess] variable = {variable!r}: {where} has no such variable on time "
+            f"(variables: {timed})."
+        )
+
+
+def _select(ds, variable: str):
+    """The recording with `variable` as its activity (the other variables are kept)."""
+    from ..io._recording import append_history
+
+    if variable == "activity":
+        return ds
+    out = ds.drop_vars("activity").rename({variable: "activity"})
+    out = out[["activity"] + [k for k in out.data_vars if k != "activity"]]
+    out.attrs = dict(ds.attrs)
+    return append_history(out, f"select(variable={json.dumps(variable)})")
+
+
+def _steps_before_split(ds, opts: dict, explicit: set, where: str, echo):
+    from .. import preprocess
+
+    variable = opts["variable"]
+    _check_variable(ds, variable, where)
+    if opts["cells_only"] and "iscell" in ds.data_vars:
+        keep = np.flatnonzero(ds["iscell"].values)
+        if keep.size == 0:
+            raise DynrnnValueError(f"{where}: iscell labels no ROI as a cell "
+                                   "([preprocess] cells_only = false keeps them all).")
+        if keep.size < ds.sizes["neuron"]:
+            from ..io._recording import append_history
+
+            echo(f"{where}: {keep.size} of {ds.sizes['neuron']} ROIs are cells (suite2p "
+                 "iscell); the others are dropped ([preprocess] cells_only = false keeps them)")
+            ds = append_history(ds.isel(neuron=keep), "cells_only(iscell=true)")
+    elif "cells_only" in explicit and opts["cells_only"] and "iscell" not in ds.data_vars:
+        raise DynrnnValueError(f"[preprocess] cells_only = true: {where} has no 'iscell' "
+                               "variable (suite2p iscell.npy).")
+    coefficient = float(opts["neuropil"])
+    if coefficient > 0 and ("neuropil" in explicit or "neuropil" in ds.data_vars):
+        if variable != "activity":
+            raise DynrnnValueError(
+                f"[preprocess] neuropil = {coefficient}: neuropil correction applies to the raw "
+                f"fluorescence 'activity', not to [preprocess] variable = {variable!r} "
+                "(set neuropil = 0)."
+            )
+        if "neuropil" not in ds.data_vars:
+            raise DynrnnValueError(
+                f"[preprocess] neuropil = {coefficient}: {where} has no 'neuropil' variable "
+                "(suite2p Fneu.npy); set neuropil = 0."
+            )
+        ds = preprocess.neuropil_correct(ds, coefficient=coefficient)
+    ds = _select(ds, variable)
+    if opts["dff"]:
+        if variable != "activity" or ds.attrs.get("units") in ("dF/F", "z"):
+            what = variable if variable != "activity" else f"activity in {ds.attrs['units']}"
+            raise DynrnnValueError(
+                f"[preprocess] dff = true: dF/F applies to fluorescence, not to {what!r} "
+                "(set dff = false)."
+            )
+        ds = preprocess.dff(ds, window_s=float(opts["dff_window_s"]),
+                            percentile=float(opts["dff_percentile"]))
+    return ds
+
+
+def _scale_text(x: np.ndarray) -> str:
+    mean, sd = x.mean(0), x.std(0)
+    return (f"|values| up to {np.max(np.abs(x)):.4g}, per-dimension mean {mean.min():.4g} to "
+            f"{mean.max():.4g}, sd {sd.min():.4g} to {sd.max():.4g}")
+
+
+def unscaled(x: np.ndarray) -> bool:
+    """Data far from a unit scale: a dimension with sd outside [0.1, 10] or a mean more than
+    three sd from zero (a latent model started at unit scale then needs many updates just to
+    reach the data, and large values make the first updates diverge)."""
+    mean, sd = x.mean(0), x.std(0)
+    return bool(np.any(sd > 10) or np.any(sd < 0.1) or np.any(np.abs(mean) > 3 * sd))
+
+
+def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
+    """The training and test arrays of a run from its `[data]` and `[preprocess]` tables."""
+    from .. import io, preprocess
+
+    data = cfg["data"]
+    table = cfg.get("preprocess", {})
+    opts = dict(PREPROCESS_DEFAULTS, **{k: v for k, v in table.items() if v is not None})
+    explicit = set(table)
+    reader = {k: data.get(k) for k in ("rate", "layout", "allow_pickle")}
+    train = read_recording(data["train"], name="data.train", **reader)
+    train = _steps_before_split(train, opts, explicit, "data.train", echo)
+    if data.get("test"):
+        test = read_recording(data["test"], name="data.test", **reader)
+        test = _steps_before_split(test, opts, explicit, "data.test", echo)
+    else:
+        train, test = preprocess.split_time(train, float(opts["split"]))
+    if train.sizes.get("trial", 1) > 1 or "trial" in train["activity"].dims:
+        raise DynrnnValueError("trial-structured recordings are not fitted by the command line "
+                               "yet; select a trial first (ds.isel(trial=i)).")
+    x_train = np.asarray(train["activity"].values, np.float64)
+    x_test = np.asarray(test["activity"].values, np.float64)
+    for x, where in ((x_train, "data.train"), (x_test, "data.test")):
+        if not np.all(np.isfinite(x)):
+            raise DynrnnValueError(f"{where} has NaN/Inf values after preprocessing "
+                                   "(trim NaN-padded frames first).")
+    if x_test.shape[1] != x_train.shape[1]:
+        raise DynrnnValueError(f"data.test has {x_test.shape[1]} dimensions after "
+                               f"preprocessing but data.train has {x_train.shape[1]}.")
+    history = [h for h in json.loads(train.attrs.get("history", "[]"))]
+    scale = _scale_text(x_train)
+    zscore = opts["zscore"]
+    standardise = zscore is True or (zscore == "auto" and unscaled(x_train))
+    if standardise:
+        if zscore == "auto":
+            echo(f"note: the data is not on a unit scale ({scale}); each dimension is "
+                 "standardised with the training part's mean and sd ([preprocess] zscore = "
+                 "false fits the raw values)")
+        z_train = preprocess.zscore(train)
+        mean, sd = x_train.mean(0), x_train.std(0)
+        x_train, x_test = (x_train - mean) / sd, (x_test - mean) / sd
+        history.append(json.loads(z_train.attrs["history"])[-1].replace(
+            "zscore(", "zscore(statistics=\"training part\", "))
+    k = int(opts["pca"])
+    if k:
+        n = x_train.shape[1]
+        if k > n:
+            raise DynrnnValueError(
+                f"[preprocess] pca = {k}: the data has only {n} dimensions (neurons) after "
+                f"the earlier steps; choose pca <= {n}."
+            )
+        fitted = preprocess.pca(io.from_array(x_train, rate=float(train.attrs["rate"])), k)
+        loadings = fitted["loadings"].values
+        mu = x_train.mean(0)
+        x_train, x_test = (x_train - mu) @ loadings.T, (x_test - mu) @ loadings.T
+        history.append(json.loads(fitted.attrs["history"])[-1])
+        if standardise:
+            sd = x_train.std(0)
+            x_train, x_test = x_train / sd, x_test / sd
+            history.append('zscore(components=true, statistics="training part")')
+        explained = fitted.attrs["explained_variance_ratio"]
+        echo(f"PCA: {k} components explain {100 * sum(explained):.1f} % of the variance")
+    if x_train.shape[0] <= seq_len:
+        raise DynrnnValueError(
+            f"data.train has {x_train.shape[0]} frames after preprocessing, not more than "
+            f"[training] seq_len = {seq_len}."
+        )
+    time_units = train.attrs.get("time_units")
+    dt = None if time_units == "steps" else 1.0 / float(train.attrs["rate"])
+    attrs = {k: v for k, v in train.attrs.items() if k != "history"}
+    test_attrs = {k: v for k, v in test.attrs.items() if k != "history"}
+    attrs = dict(attrs, **test_attrs)
+    return RunData(x_train, x_test, dt, attrs, history, standardise, scale)
