@@ -59,17 +59,24 @@ def test_mqar_rejects_impossible_sizes(getkey):
 def tiny_result():
     models = {"linear": {"mixer": "linear", "d_qk": 4}, "qlstm": "qlstm"}
     return dr.compare(models, {"mqar": dr.tasks.MQAR(**TINY)}, n_steps=3, batch_size=4,
-                      d_model=8, key=jr.PRNGKey(0))
+                      d_model=8, seeds=2, learning_rates=[1e-3, 3e-3], key=jr.PRNGKey(0))
 
 
 def test_compare_returns_dataset_and_table(tiny_result):
     ds = tiny_result
     assert isinstance(ds, xr.Dataset)
-    assert ds["score"].dims == ("model", "task")
+    assert ds["score"].dims == ("model", "task", "seed", "measure")
     assert list(ds["model"].values) == ["linear", "qlstm"] and list(ds["task"].values) == ["mqar"]
+    assert list(ds["measure"].values) == ["accuracy"] and list(ds["seed"].values) == [0, 1]
     for v in ("score", "parameters", "state_size", "train_time", "final_loss"):
         assert np.isfinite(ds[v].values).all(), v
     assert ((ds["score"] >= 0) & (ds["score"] <= 1)).all()
+    # the learning rate kept is one of the grid, chosen by the median final loss (no
+    # validation split in a sequence task) and recorded with the grid searched
+    for m in ("linear", "qlstm"):
+        setting = str(ds["setting"].sel(model=m, task="mqar").values)
+        assert setting in ("learning_rate=0.001", "learning_rate=0.003")
+        assert "learning_rate=0.003" in ds.attrs[f"grid {m}/mqar"]
     # state sizes from the architectures' definitions: linear attention N = d_qk·d per layer,
     # the qLSTM 2·hidden = 2·(2·d) per layer (state and convolution window, as the reference)
     assert int(ds["state_size"].sel(model="linear", task="mqar")) == 2 * 4 * 8
@@ -81,15 +88,93 @@ def test_compare_returns_dataset_and_table(tiny_result):
     assert int(ds["parameters"].sel(model="linear", task="mqar")) == expected
     table = dr.training.to_markdown(ds)
     lines = table.splitlines()
-    assert lines[0].startswith("| task | model | metric | score")
+    assert lines[0].startswith("| task | model | accuracy |")
     assert len(lines) == 4 and any("| qlstm |" in x for x in lines)
+    assert "[" in lines[2]  # median [q25, q75] over the two seeds
 
 
-def test_compare_rejects_unknown_names():
-    with pytest.raises(DynrnnValueError, match="unknown mixer"):
-        dr.compare({"x": "transformer"}, ["mqar"], n_steps=1, key=jr.PRNGKey(0))
-    with pytest.raises(DynrnnValueError, match="task `kind`"):
-        dr.compare(["s6"], ["imagenet"], n_steps=1, key=jr.PRNGKey(0))
+def test_seeds_train_as_one_ensemble_equal_to_separate_fits(getkey):
+    """Seed s of a family equals member s of fit_ensemble (same data, keys and optimiser):
+    compare's seeds are the ensemble's members, not a re-implementation."""
+    x = np.asarray(dr.datasets.load("lorenz63_train")["state"].values[:3000], np.float64)
+    y = np.asarray(dr.datasets.load("lorenz63_test")["state"].values[:1000], np.float64)
+    task = dr.tasks.Reconstruction(train=x, test=y, dt=0.01, seq_len=16, n_generate=300,
+                                   validation_fraction=0.2)
+    spec = {"type": "GRU", "latent": 4}
+    ds = dr.compare({"gru": spec}, {"t": task}, n_steps=6, seeds=2, learning_rates=[2e-3],
+                    batch_size=4, measures=["D_stsp"], key=jr.PRNGKey(3))
+    k_model, k_fit = jr.split(jr.PRNGKey(3), 3)[1:]
+    members = [dr.models.build(spec, obs=3, key=jr.fold_in(jr.fold_in(k_model, 0), s))
+               for s in (0, 1)]
+    res = dr.fit_ensemble(members, task.train_series(), learning_rates=[2e-3, 2e-3], n_steps=6,
+                          batch_size=4, seq_len=16, progress=False,
+                          key=jr.fold_in(jr.fold_in(jr.fold_in(k_fit, 0), 0), 0))
+    expected = [task.score(m, measures=("D_stsp",))["D_stsp"] for m in res.models]
+    np.testing.assert_allclose(ds["score"].sel(measure="D_stsp").values.ravel(), expected,
+                               rtol=1e-6)
+
+
+def test_reconstruction_compare_every_kind_of_model(getkey):
+    """A latent family, a regression baseline with a searched grid, the AR baseline and a DSF
+    mixer on one reconstruction task: every cell finite, λ_max only for models with a map."""
+    x = np.asarray(dr.datasets.load("lorenz63_train")["state"].values[:4000], np.float64)
+    y = np.asarray(dr.datasets.load("lorenz63_test")["state"].values[:1200], np.float64)
+    task = dr.tasks.Reconstruction(train=x, test=y, dt=0.01, seq_len=16, n_generate=600,
+                                   n_windows=64, n_starts=20)
+    models = {"shplrnn": {"type": "ShallowPLRNN", "latent": 3, "hidden": 8},
+              "esn": {"type": "ESN", "latent": 30, "washout": 20, "spectral_radius": [0.5, 0.9],
+                      "leak": 1.0, "ridge": 1e-6},
+              "ar": {"type": "AR", "order": [1, 2]},
+              "lin": {"mixer": "linear", "d_qk": 4}}
+    ds = dr.compare(models, {"l63": task}, n_steps=4, seeds=2, batch_size=4, d_model=8,
+                    n_layers=1, key=getkey())
+    s = ds["score"].sel(task="l63")
+    assert list(ds["measure"].values) == ["D_stsp", "D_H", "PE20", "lambda_max"]
+    for m in ("shplrnn", "esn", "ar", "lin"):
+        for meas in ("D_stsp", "D_H", "PE20"):
+            assert np.isfinite(s.sel(model=m, measure=meas).values).all(), (m, meas)
+    assert np.isfinite(s.sel(model=["shplrnn", "esn", "ar"], measure="lambda_max")).all()
+    assert np.isnan(s.sel(model="lin", measure="lambda_max")).all()
+    assert float(ds["lambda_data"].sel(task="l63")) == pytest.approx(np.nan, nan_ok=True)
+    assert "spectral_radius=0.5" in ds.attrs["grid esn/l63"]
+    assert "spectral_radius=0.9" in ds.attrs["grid esn/l63"]
+    # the AR baseline is deterministic: both seeds score the same
+    ar = s.sel(model="ar", measure="D_stsp").values
+    assert ar[0] == ar[1]
+    # parameters: the ESN's trained read-out plus its fixed reservoir arrays, counted by
+    # the number of array elements
+    assert int(ds["parameters"].sel(model="esn", task="l63")) == 30 * 30 + 30 * 3 + 30 + 3 * 30 + 3
+    table = dr.training.to_markdown(ds)
+    assert table.splitlines()[0].startswith("| task | model | D_stsp | D_H | PE20 | lambda_max")
+    fig = dr.plot.compare(ds)
+    assert len(fig.axes) == 4
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_compare_rejects_bad_tables():
+    key = jr.PRNGKey(0)
+    with pytest.raises(DynrnnValueError, match=r"models\['x'\].*transformer"):
+        dr.compare({"x": "transformer"}, ["mqar"], n_steps=1, key=key)
+    with pytest.raises(DynrnnValueError, match=r"models\['x'\]\.type.*Transformerz"):
+        dr.compare({"x": {"type": "Transformerz"}}, ["lorenz63"], n_steps=1, key=key)
+    with pytest.raises(DynrnnValueError, match="task `kind`.*imagenet"):
+        dr.compare(["s6"], ["imagenet"], n_steps=1, key=key)
+    with pytest.raises(DynrnnValueError, match=r"tasks\['t'\].*did you mean 'system'"):
+        dr.compare(["s6"], {"t": {"kind": "sytem", "system": "Rossler"}}, n_steps=1, key=key)
+    with pytest.raises(DynrnnValueError, match="measure.*D_KL"):
+        dr.compare(["s6"], ["lorenz63"], n_steps=1, key=key, measures=["D_KL"])
+    with pytest.raises(DynrnnValueError, match="non-empty"):
+        dr.compare({}, ["lorenz63"], n_steps=1, key=key)
+    # a table whose obs does not fit the task's data: named before any training
+    with pytest.raises(DynrnnValueError, match=r"models\['g'\]` on `tasks\['lorenz63'\]`.*obs"):
+        dr.compare({"g": {"type": "GRU", "latent": 4, "obs": 5}}, ["lorenz63"], n_steps=1,
+                   key=key)
+    with pytest.raises(DynrnnValueError, match="sequence task"):
+        dr.compare({"g": {"type": "GRU", "latent": 4}}, ["mqar"], n_steps=1, key=key)
+    with pytest.raises(DynrnnValueError, match="seeds"):
+        dr.compare(["s6"], ["lorenz63"], n_steps=1, key=key, seeds=0)
 
 
 def test_cli_compare_on_a_tiny_config(tmp_path, capsys):
@@ -97,23 +182,30 @@ def test_cli_compare_on_a_tiny_config(tmp_path, capsys):
 
     cfg = tmp_path / "cmp.toml"
     cfg.write_text(
-        "n_steps = 2\nbatch_size = 4\nd_model = 8\nseed = 1\n"
-        'output = "out.nc"\nmarkdown = "out.md"\n'
+        "n_steps = 2\nbatch_size = 4\nd_model = 8\nseed = 1\nseeds = 2\n"
+        'learning_rates = [1e-3]\nout = "res"\n'
         '[models.lru]\nmixer = "lru"\nd_state = 4\n'
         "[tasks.mqar]\nkind = \"mqar\"\nvocab_size = 16\nseq_len = 12\nn_pairs = 2\n"
         "n_train = 16\nn_test = 8\n"
     )
     assert main(["compare", str(cfg)]) == 0
     out = capsys.readouterr().out
-    assert "| mqar | lru | accuracy |" in out
-    ds = xr.open_dataset(tmp_path / "out.nc", engine="h5netcdf")
-    assert ds["score"].shape == (1, 1) and float(ds["parameters"].values.squeeze()) > 0
+    assert "| mqar | lru |" in out
+    ds = xr.open_dataset(tmp_path / "res" / "compare.nc", engine="h5netcdf")
+    assert ds["score"].shape == (1, 1, 2, 1) and float(ds["parameters"].values.squeeze()) > 0
     ds.close()
-    assert (tmp_path / "out.md").read_text().startswith("| task |")
+    assert (tmp_path / "res" / "compare.md").read_text().startswith("# cmp")
+    assert (tmp_path / "res" / "compare.png").stat().st_size > 10_000
     bad = tmp_path / "bad.toml"
-    bad.write_text("n_steps = 2\nmodels = ['s6']\ntasks = ['mqar']\nlr = 3\n")
+    bad.write_text("n_steps = 2\nmodels = ['s6']\ntasks = ['mqar']\nn_step = 3\n")
     assert main(["compare", str(bad)]) == 1
-    assert "unknown key" in capsys.readouterr().err
+    assert "did you mean 'n_steps'" in capsys.readouterr().err
+    bad.write_text("n_steps = 2\nmodels = []\ntasks = ['mqar']\n")
+    assert main(["compare", str(bad)]) == 1
+    assert "`models` is empty" in capsys.readouterr().err
+    bad.write_text("n_steps = 'many'\nmodels = ['s6']\ntasks = ['mqar']\n")
+    assert main(["compare", str(bad)]) == 1
+    assert "n_steps" in capsys.readouterr().err
 
 
 def test_sequential_digits_data(getkey):
@@ -133,7 +225,9 @@ def test_lorenz_reconstruction_task_on_shared_data(shared_data, getkey):
     ds = dr.compare(["s6"], {"lorenz63": task}, n_steps=300, batch_size=16, d_model=16,
                     key=getkey())
     assert str(ds["metric"].values[0]) == "D_stsp"
-    assert np.isfinite(ds["score"].item()) and 0 <= ds["score_D_H"].item() <= 1
+    s = ds["score"].sel(model="s6", task="lorenz63", seed=0)
+    assert np.isfinite(float(s.sel(measure="D_stsp")))
+    assert 0 <= float(s.sel(measure="D_H")) <= 1
 
 
 def test_lorenz_generate_keeps_model_precision(getkey):
@@ -146,3 +240,21 @@ def test_lorenz_generate_keeps_model_precision(getkey):
     gen = task.generate(model, jnp.asarray(ctx), 5)
     assert gen.shape == (5, 3) and gen.dtype == jnp.float64
     np.testing.assert_allclose(gen[0], model(jnp.asarray(ctx, jnp.float64))[-1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("recipe", ["compare_dsr", "compare_mqar"])
+def test_compare_recipes_are_valid(recipe):
+    """The shipped comparison recipes pass the configuration check and name tasks and model
+    tables that build (every family on every task's data)."""
+    from dynrnn.cli._compare import _fill_latent, load_config
+    from dynrnn.training._compare import _check_sizes, _model_specs, _task_specs
+
+    cfg, _ = load_config(f"recipe:{recipe}")
+    tasks = _task_specs(cfg["tasks"])
+    specs = _model_specs(_fill_latent(cfg["models"], tasks))
+    _check_sizes(specs, tasks)
+    if recipe == "compare_dsr":
+        families = {s["type"] for s in specs.values() if "type" in s}
+        assert {"ShallowPLRNN", "PLRNN", "DendPLRNN", "ALRNN", "GRU", "LTC", "CfC", "NeuralODE",
+                "NeuralSDE", "LSSL", "EchoStateNetwork", "LinearAR"} <= families
+        assert any("mixer" in s for s in specs.values())

@@ -84,7 +84,7 @@ def run_list(args: argparse.Namespace) -> int:
         missing = "" if r["present"] else "  (missing: run `dynrnn datasets build`)"
         print(f"  {r['name']:<16}{shape:<16}{r['dtype']:<9}{r['dt']:<7g}{r['system']:<10}"
               f"{r['noise']:g}{missing}")
-    print("recipes (run with `dynrnn fit recipe:NAME`):")
+    print("recipes (run with `dynrnn fit recipe:NAME`; compare_*: `dynrnn compare recipe:NAME`):")
     for r in info["recipes"]:
         print(f"  {r['name']}")
     return 0

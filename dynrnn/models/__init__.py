@@ -3,7 +3,8 @@
 Every model with a state (every latent family) follows the contract of `AbstractLatentModel`:
 keyword sizes `obs`, `latent` and the family's own, `init_state`, `step`, `observe`,
 `jacobian`, and one `rollout` through an engine (`dynrnn.engines`). Capabilities are abstract
-classes (`AbstractStochasticModel`, `AbstractDiffraxModel`, `AbstractSolverStatsModel`).
+classes (`AbstractStochasticModel`, `AbstractDiffraxModel`, `AbstractSolverStatsModel`,
+`AbstractRegressionModel`).
 `build(table, obs=..., key=...)` makes any family from a configuration table.
 """
 
@@ -15,6 +16,7 @@ from ._base import (
     AbstractDiffraxModel as AbstractDiffraxModel,
     AbstractLatentModel as AbstractLatentModel,
     AbstractObservation as AbstractObservation,
+    AbstractRegressionModel as AbstractRegressionModel,
     AbstractSolverStatsModel as AbstractSolverStatsModel,
     AbstractStochasticModel as AbstractStochasticModel,
 )
@@ -26,6 +28,7 @@ from ._diffeq import (
     NeuralODE as NeuralODE,
     NeuralSDE as NeuralSDE,
 )
+from ._esn import EchoStateNetwork as EchoStateNetwork
 from ._fernn import (
     AbstractFrameRNN as AbstractFrameRNN,
     ConvDecoder as ConvDecoder,
@@ -35,6 +38,7 @@ from ._fernn import (
     NextFramePredictor as NextFramePredictor,
 )
 from ._gru import GRU as GRU
+from ._linear_ar import LinearAR as LinearAR
 from ._liquid import (
     LTC as LTC,
     AbstractLiquidModel as AbstractLiquidModel,

@@ -21,7 +21,8 @@ than observed units) or all of them (`Affine`).
 Capabilities are abstract subclasses, checked with `isinstance` (as Diffrax's
 `AbstractAdaptiveSolver`): `AbstractStochasticModel` (the step draws noise),
 `AbstractDiffraxModel` (the step is a Diffrax solve), `AbstractSolverStatsModel` (the step can
-report the solver's own statistics, for `dynrnn.regularizers`).
+report the solver's own statistics, for `dynrnn.regularizers`),
+`AbstractRegressionModel` (fitted in closed form by linear least squares).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import abc
 import dataclasses
 import inspect
 from collections.abc import Sequence
-from typing import final
+from typing import ClassVar, final
 
 import equinox as eqx
 import jax
@@ -139,6 +140,8 @@ class AbstractLatentModel(eqx.Module):
     """
 
     observation: eqx.AbstractVar[AbstractObservation]
+    #: Short names `dr.models.build` also accepts for the family (e.g. `("ESN",)`).
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def step(
@@ -354,3 +357,31 @@ class AbstractSolverStatsModel(AbstractLatentModel):
     def check_statistics(self, needs: Sequence[str]) -> None:
         """Raise a `ValueError` naming the model if it cannot provide the statistics `needs`
         (called before training starts)."""
+
+
+class AbstractRegressionModel(AbstractLatentModel):
+    """A latent model fitted in closed form (linear least squares) instead of by gradient
+    descent: the baselines of reconstruction studies (echo state networks, linear
+    autoregression).
+
+    Adds `fit_regression(series, *, ridge)`, which returns the fitted model, and
+    `state_from(window)`, the state after reading the observations `window` `(time, obs)`;
+    its observation `observe(state_from(window))` predicts the point after the window.
+    `window` (an integer) is how many observations `state_from` should be given. Such models
+    still follow the whole latent-model contract (gradient training through `dr.fit` works
+    too); `dr.compare` fits them with `fit_regression`.
+    """
+
+    @property
+    @abc.abstractmethod
+    def window(self) -> int:
+        """Number of observations `state_from` needs."""
+
+    @abc.abstractmethod
+    def state_from(self, window: Float[Array, "time obs"]) -> Float[Array, " latent"]:
+        """The state after reading the observations `window`."""
+
+    @abc.abstractmethod
+    def fit_regression(self, series, *, ridge: float = 1e-6) -> AbstractRegressionModel:
+        """This model with its linear read-out fitted to `series` `(time, obs)` (or a list of
+        such series) by ridge regression."""

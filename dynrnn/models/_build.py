@@ -27,8 +27,9 @@ def build(table: Mapping, *, obs: int | None = None, key: PRNGKeyArray) -> Abstr
     """A latent model from a configuration table.
 
     `table` holds `type` (a class name of `dynrnn.models`, e.g. `"ShallowPLRNN"`, `"CfC"`,
-    `"NeuralODE"`; case is ignored) and the constructor's keyword arguments in the common
-    vocabulary (`latent`, `obs`, then the family's own, e.g. `hidden`, `wiring`, `width`).
+    `"NeuralODE"`, or a short name a family declares, e.g. `"ESN"`, `"AR"`; case is ignored)
+    and the constructor's keyword arguments in the common vocabulary (`latent`, `obs`, then
+    the family's own, e.g. `hidden`, `wiring`, `width`).
     Nested tables build observation models (`observation = {type = "affine",
     penalty_weight = 1e-6}`) and wirings (`wiring = {type = "AutoNCP", units = 16,
     output_size = 3}`).
@@ -52,6 +53,8 @@ def build(table: Mapping, *, obs: int | None = None, key: PRNGKeyArray) -> Abstr
     if kind is None:
         raise DynrnnValueError(f"the [model] table needs a `type`, one of {sorted(known)}.")
     by_lower = {name.lower(): cls for name, cls in known.items()}
+    for cls in known.values():  # short names a family declares (`aliases = ("ESN",)`)
+        by_lower.update({alias.lower(): cls for alias in cls.aliases})
     cls = known.get(kind) or by_lower.get(str(kind).lower())
     if cls is None:
         raise DynrnnValueError(

@@ -7,13 +7,14 @@ trained model on held-out data.
 
 - `MQAR`: multi-query associative recall (Arora et al. 2024, Zoology; the DSF paper's task).
 - `SequentialDigits`: the scikit-learn 8×8 digits read pixel by pixel (a small sequential MNIST).
-- `Lorenz63Reconstruction`: next-step prediction on the shipped Lorenz-63 data, scored by the
-  state-space divergence of a freely generated trajectory.
+- Reconstruction tasks (`dynrnn.tasks.Reconstruction`, in `_reconstruction.py`): learn a
+  system's dynamics from a trajectory, scored by free runs against held-out data.
 """
 
 from __future__ import annotations
 
 import abc
+import difflib
 from typing import ClassVar, NamedTuple
 
 import equinox as eqx
@@ -24,10 +25,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Int, PRNGKeyArray
 
-from .._errors import DynrnnValueError, check_array, check_positive
+from .._errors import DynrnnValueError, check_positive
 from ..dsf._layers import SequenceModel
-from ..models import AbstractLatentModel
-from ..models._base import model_dtype
 
 
 IGNORE = -1  # target of unscored positions
@@ -158,7 +157,7 @@ def mqar(
         targets = jnp.full(seq_len, IGNORE, jnp.int32).at[pos].set(vals)
         return inputs, targets
 
-    return jax.vmap(one)(jr.split(key, n_examples))
+    return jax.jit(jax.vmap(one))(jr.split(key, n_examples))  # one compile, not one per op
 
 
 class MQAR(AbstractTask):
@@ -247,125 +246,42 @@ class SequentialDigits(AbstractTask):
         return {"accuracy": float(np.mean(pred == np.asarray(data.test_targets)))}
 
 
-# -- Lorenz-63 reconstruction ---------------------------------------------------------------
+TASKS = {"mqar": MQAR, "digits": SequentialDigits}
+#: Kinds of reconstruction task and the constructor each calls (`make_task`).
+RECONSTRUCTION_KINDS = ("lorenz63", "dataset", "system", "catalogue", "files")
 
 
-def _load_lorenz(name: str):
-    from .. import datasets
+def make_task(kind: str, /, **kwargs) -> AbstractTask:
+    """A task by kind, with its keyword arguments:
 
-    ds = datasets.load(name)
-    var = "state" if "state" in ds else next(iter(ds.data_vars))
-    return np.asarray(ds[var].values, dtype=np.float64)
+    - `"mqar"`, `"digits"`: the sequence tasks (`MQAR(**kwargs)`, `SequentialDigits(...)`);
+    - `"lorenz63"`: `Lorenz63Reconstruction(**kwargs)` (the shipped Lorenz-63 data);
+    - `"dataset"`: `Reconstruction.from_dataset(name, ...)`;
+    - `"system"`: `Reconstruction.from_system(system, ...)`;
+    - `"catalogue"`: `Reconstruction.from_catalogue(system, ...)` (one flow; `dr.compare`
+      expands a list `systems = [...]` into one task per flow);
+    - `"files"`: `Reconstruction.from_files(train, test, ...)`.
 
-
-class Lorenz63Reconstruction(AbstractTask):
-    """Dynamical-systems reconstruction of Lorenz-63 by a sequence model: trained on next-step
-    prediction (MSE) over windows of `seq_len + 1` steps of the training series, then run freely
-    (each new point is predicted from the last `seq_len` generated ones, starting from the first
-    `seq_len` test points) for `n_generate` steps and scored by the state-space divergence
-    `D_stsp` (binned, `dr.metrics.state_space_divergence`; lower is better) and the power-spectrum
-    distance `D_H` (`dr.metrics.power_spectrum_distance`) against the test series.
-
-    **Arguments:**
-    - `train`, `test`: `(time, 3)` series; by default the shipped data sets
-      `dr.datasets.load("lorenz63_train")` and `"lorenz63_test"`.
-    - `seq_len` (64), `n_windows` (2 000 training windows drawn from the key), `n_generate`
-      (5 000), `n_bins` (30, for D_stsp).
+    **Raises:** `DynrnnValueError` for an unknown kind or a missing argument.
     """
+    from ._reconstruction import Lorenz63Reconstruction, Reconstruction
 
-    train: np.ndarray | None = None
-    test: np.ndarray | None = None
-    seq_len: int = eqx.field(static=True, default=64)
-    n_windows: int = eqx.field(static=True, default=2000)
-    n_generate: int = eqx.field(static=True, default=5000)
-    n_bins: int = eqx.field(static=True, default=30)
-    metric: ClassVar[str] = "D_stsp"
-    higher_is_better: ClassVar[bool] = False
-
-    def _series(self):
-        train = _load_lorenz("lorenz63_train") if self.train is None else self.train
-        test = _load_lorenz("lorenz63_test") if self.test is None else self.test
-        train = np.asarray(check_array(train, "train", ndim=2, min_len=self.seq_len + 2))
-        test = np.asarray(check_array(test, "test", ndim=2, min_len=self.seq_len + 2,
-                                      dims=train.shape[1]))
-        return train, test
-
-    def train_series(self) -> np.ndarray:
-        """The training series `(time, dims)`."""
-        return self._series()[0]
-
-    def make_data(self, key):
-        train, test = self._series()
-        starts = np.asarray(jr.randint(key, (self.n_windows,), 0,
-                                       train.shape[0] - self.seq_len - 1))
-        idx = starts[:, None] + np.arange(self.seq_len + 1)
-        win = jnp.asarray(train[idx])
-        n_gen = min(self.n_generate, test.shape[0])
-        test = jnp.asarray(test[:n_gen])
-        return TaskData(win[:, :-1], win[:, 1:], test[None, : self.seq_len], test[None])
-
-    def make_model(self, mixer, *, d_model, n_layers, key, mixer_kwargs=None):
-        n = 3 if self.train is None else np.shape(self.train)[1]
-        return SequenceModel(n, n, mixer, d_model=d_model, n_layers=n_layers,
-                             max_length=self.seq_len, tokens=False,
-                             mixer_kwargs=mixer_kwargs, key=key)
-
-    def loss(self, model, inputs, targets, *, key=None):
-        return jnp.mean((jax.vmap(model)(inputs) - targets) ** 2)
-
-    def generate(self, model, context, n_steps: int):
-        """Free-running prediction: `n_steps` points after the `(seq_len, dims)` context."""
-
-        @eqx.filter_jit
-        def run(m, ctx):
-            # The window carries the model's precision (a float64 model on float32 data
-            # would otherwise change the carry's dtype inside the scan).
-            params = jax.tree.leaves(eqx.filter(m, eqx.is_inexact_array))
-            ctx = ctx.astype(jnp.result_type(ctx, *params))
-
-            def step(window, _):
-                nxt = m(window)[-1].astype(window.dtype)
-                return jnp.concatenate([window[1:], nxt[None]]), nxt
-
-            return jax.lax.scan(step, ctx, None, length=n_steps)[1]
-
-        return run(model, context)
-
-    def score(self, model, data):
-        """`D_stsp` and `D_H` of a freely generated series against the test series: a
-        sequence model continues the first `seq_len` test points (`generate`); a latent model
-        (`dr.models.AbstractLatentModel`) runs from `init_state` of the first test point."""
-        from .. import metrics
-
-        true = data.test_targets[0]
-        if isinstance(model, AbstractLatentModel):
-            gen = _latent_orbit(model, true[0], true.shape[0])
-        else:
-            gen = self.generate(model, data.test_inputs[0], true.shape[0] - self.seq_len)
-            gen = jnp.concatenate([data.test_inputs[0], gen])
-        if not bool(jnp.all(jnp.isfinite(gen))):
-            return {"D_stsp": float("inf"), "D_H": 1.0}
-        d_stsp = metrics.state_space_divergence(true, gen, n_bins=self.n_bins)
-        d_h = metrics.power_spectrum_distance(true, gen)
-        return {"D_stsp": float(d_stsp), "D_H": float(d_h)}
-
-
-@eqx.filter_jit
-def _latent_orbit(model, x0, n: int):
-    x0 = x0.astype(model_dtype(model) or x0.dtype)
-    z1 = model.init_state(x0)
-    zs = jnp.concatenate([z1[None], model.rollout(z1, n - 1)])
-    return jax.vmap(model.observe)(zs)
-
-
-TASKS = {"mqar": MQAR, "digits": SequentialDigits, "lorenz63": Lorenz63Reconstruction}
-
-
-def make_task(name: str, **kwargs) -> AbstractTask:
-    """A task by name: `"mqar"`, `"digits"`, `"lorenz63"`, with its keyword arguments.
-
-    **Raises:** `DynrnnValueError` for an unknown name.
-    """
-    if name not in TASKS:
-        raise DynrnnValueError(f"task `kind` must be one of {sorted(TASKS)}, got {name!r}.")
-    return TASKS[name](**kwargs)
+    kinds = sorted([*TASKS, *RECONSTRUCTION_KINDS])
+    if kind not in kinds:
+        close = difflib.get_close_matches(str(kind), kinds, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DynrnnValueError(f"task `kind` must be one of {kinds}, got {kind!r}{hint}.")
+    if kind in TASKS:
+        return TASKS[kind](**kwargs)
+    if kind == "lorenz63":
+        return Lorenz63Reconstruction(**kwargs)
+    first = {"dataset": "name", "system": "system", "catalogue": "system", "files": "train"}[kind]
+    if first not in kwargs:
+        raise DynrnnValueError(f"a task of kind {kind!r} needs `{first}`.")
+    arg = kwargs.pop(first)
+    make = {"dataset": Reconstruction.from_dataset, "system": Reconstruction.from_system,
+            "catalogue": Reconstruction.from_catalogue, "files": Reconstruction.from_files}
+    try:
+        return make[kind](arg, **kwargs)
+    except TypeError as e:
+        raise DynrnnValueError(f"task of kind {kind!r}: {e}") from e
