@@ -77,15 +77,15 @@ def main(argv=None):
     results = []
     for lr in lrs:
         def report(model, task_name, row, lr=lr):
-            print(f"  lr={lr:g} {model}: accuracy {row['score']:.3f}, final loss "
-                  f"{row['final_loss']:.3f}, {row['train_time']:.0f} s", flush=True)
+            print(f"  lr={lr:g} {model}: accuracy {row['accuracy']:.3f}, "
+                  f"{row['train_time']:.0f} s", flush=True)
 
         results.append(dr.compare(models, {"mqar": task}, n_steps=args.steps,
                                   batch_size=args.batch, d_model=args.d_model,
-                                  learning_rate=lr, key=jr.PRNGKey(args.seed),
+                                  learning_rates=[lr], key=jr.PRNGKey(args.seed),
                                   callback=report))
     total = time.perf_counter() - t0
-    scores = np.stack([r["score"].values[:, 0] for r in results])  # (lr, model)
+    scores = np.stack([r["score"].values[:, 0, 0, 0] for r in results])  # (lr, model)
     best = np.nanargmax(np.where(np.isnan(scores), -1, scores), axis=0)
 
     def base(run):  # softmax attention's time in the same run (or the first model's)
@@ -106,7 +106,7 @@ def main(argv=None):
     for i in order:
         r = results[best[i]].isel(model=i, task=0)
         print(f"| {str(r['model'].values)} | {scores[best[i], i]:.3f} | {lrs[best[i]]:g} | "
-              f"{float(r['final_loss']):.3f} | {int(r['parameters']):,} | "
+              f"{float(r['final_loss'][0]):.3f} | {int(r['parameters']):,} | "
               f"{int(r['state_size']):,} | {float(r['train_time']) / base(results[best[i]]):.2f} |")
 
 

@@ -18,7 +18,7 @@ import types
 
 
 PACKAGES = ["systems", "datasets", "io", "preprocess", "calcium", "models", "dsf", "forcing",
-            "engines", "scan", "training", "metrics", "regularizers", "plot"]
+            "engines", "scan", "training", "tasks", "metrics", "regularizers", "plot"]
 
 
 def public_names(package: str) -> list[str]:

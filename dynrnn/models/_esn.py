@@ -121,13 +121,13 @@ class EchoStateNetwork(AbstractRegressionModel):
         self.washout = int(washout)
         kw, kmw, ki, kmi, kb, ko = jr.split(key, 6)
         density = min(1.0, max(self.connectivity, 8.0 / latent))
-        W = np.asarray(jr.normal(kw, (latent, latent), jnp.float64)
-                       * jr.bernoulli(kmw, density, (latent, latent)))
+        W = (np.asarray(jr.normal(kw, (latent, latent)), np.float64)
+             * np.asarray(jr.bernoulli(kmw, density, (latent, latent))))
         radius = float(np.max(np.abs(np.linalg.eigvals(W)))) if latent > 0 else 0.0
         if radius > 0:
             W = W * (self.spectral_radius / radius)
-        W_in = (jr.rademacher(ki, (latent, obs), jnp.float64)
-                * jr.bernoulli(kmi, self.input_connectivity, (latent, obs)))
+        W_in = (np.asarray(jr.rademacher(ki, (latent, obs)), np.float64)
+                * np.asarray(jr.bernoulli(kmi, self.input_connectivity, (latent, obs))))
         self.W = jnp.asarray(W, dtype)
         self.W_in = jnp.asarray(W_in * self.input_scaling, dtype)
         self.b = jr.uniform(kb, (latent,), dtype, -self.bias_scaling, self.bias_scaling)
