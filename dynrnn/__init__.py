@@ -29,7 +29,8 @@ _PACKAGES = (
 # The names `dr.training` also offers at the top level (`dr.fit`, `dr.GTF`, ...).
 _FROM_TRAINING = (
     "AbstractTeacherForcing", "EnsembleResult", "FitResult", "GTF", "STF", "compare",
-    "data_parallel", "evaluate", "fit", "fit_ensemble", "generate", "load", "pmean_flat", "save",
+    "data_parallel", "evaluate", "fit", "fit_ensemble", "generate", "load", "pmean_flat",
+    "reconstruct", "save",
 )
 
 __version__ = _metadata.version("dynrnn")

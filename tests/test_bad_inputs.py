@@ -39,6 +39,11 @@ class Ctx:
         path.write_bytes(content.encode() if isinstance(content, str) else content)
         return path
 
+    def npy(self, name="x.npy"):
+        path = self.tmp / name
+        np.save(path, self.x)
+        return path
+
     def config(self, **sections):
         text = []
         for section, table in sections.items():
@@ -260,6 +265,31 @@ CASES = [
      dr.CheckpointError, ["objective", "alpha"]),
     ("resume with another n_steps",
      lambda c: _run_twice(c, {}, {"n_steps": 6}), dr.CheckpointError, ["n_steps", "4", "6"]),
+    # --- automatic reconstruction (issue 22)
+    ("budget text without a number", lambda c: dr.reconstruct(c.x, budget="fast"),
+     ValueError, ["budget", "'fast'", "10min"]),
+    ("budget in an unknown unit", lambda c: dr.training.parse_budget("3 days"),
+     ValueError, ["budget", "'3 days'", "1h"]),
+    ("budget zero", lambda c: dr.training.parse_budget(0), ValueError, ["budget", "0",
+                                                                       "greater than 0"]),
+    ("budget negative", lambda c: dr.training.parse_budget("-5min"), ValueError,
+     ["budget", "-5min"]),
+    ("budget not finite", lambda c: dr.training.parse_budget(float("inf")), ValueError,
+     ["budget", "inf"]),
+    ("--budget on the command line",
+     lambda c: _cli(["reconstruct", "--data", str(c.npy()), "--budget", "10 parsecs",
+                     "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["--budget", "budget", "10 parsecs", "10min"]),
+    ("--budget with --config",
+     lambda c: _cli(["reconstruct", "--config", "recipe:lorenz63_shplrnn", "--budget", "1min",
+                     "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["--budget", "--config", "one of the two"]),
+    ("reconstruct a series with NaN", lambda c: dr.reconstruct(np.where(c.x > 1.5, np.nan, c.x)),
+     ValueError, ["x", "non-finite"]),
+    ("reconstruct a test series of another width",
+     lambda c: dr.reconstruct(c.x, test=c.x[:, :2]), ValueError, ["test", "2 channels", "3"]),
+    ("reconstruct a series too short", lambda c: dr.reconstruct(c.x[:20]), ValueError,
+     ["x", "20"]),
 ]
 
 

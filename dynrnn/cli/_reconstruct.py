@@ -17,12 +17,19 @@ from ._run import run_reconstruction
 def register(sub):
     p = sub.add_parser(
         "reconstruct",
-        help="train a shallow PLRNN with generalized teacher forcing and report the measures",
+        help="reconstruct a series' dynamics (settings chosen automatically) and report the "
+             "measures",
         description=(
-            "Train a clipped shallow PLRNN with adaptive generalized teacher forcing (by default "
-            "on the shipped Lorenz-63 data), print D_stsp, D_H, PE(20) and the largest Lyapunov "
-            "exponent of model and data, and write model, config, history and figures to a "
-            "run folder."
+            "Without --data: train a clipped shallow PLRNN with adaptive generalized teacher "
+            "forcing on the shipped Lorenz-63 data (fixed settings, about a minute on two CPU "
+            "cores). With --data (or --budget): choose the settings automatically: standardise, "
+            "hold out the end of the series, train a grid of settings as vmapped ensembles "
+            "within the time budget, keep the best on the held-out part and say plainly "
+            "whether it reconstructs the dynamics (a constant or white-noise series is "
+            "reported as having none). --config, --steps, --hidden or --latent without "
+            "--budget train those fixed settings instead. Prints D_stsp, D_H, PE(20) and the "
+            "largest Lyapunov exponent of model and data, and writes model, config, history, "
+            "the grid and figures to a run folder."
         ),
     )
     p.add_argument("--data", help="training series: .npy (time, dims), .nc/.h5 (a recording "
@@ -33,6 +40,9 @@ def register(sub):
     add_reader_options(p)
     p.add_argument("--config", help="TOML recipe to start from: recipe:NAME (see `dynrnn "
                    "datasets list`) or a path")
+    p.add_argument("--budget", help="time budget of the automatic mode: '90s', '10min', '1h' "
+                   "(a number alone is seconds; default 3min); it sizes the grid and the "
+                   "number of updates, in seconds on two CPU cores")
     p.add_argument("--steps", type=int, help="number of updates")
     p.add_argument("--hidden", type=int, help="hidden width H")
     p.add_argument("--latent", type=int, help="latent dimension M")
@@ -48,7 +58,25 @@ def register(sub):
     p.set_defaults(func=main)
 
 
+def automatic(args) -> bool:
+    """Whether the settings are chosen automatically: with `--budget`, or with `--data` and
+    none of `--config`, `--steps`, `--hidden`, `--latent`."""
+    if args.budget is not None:
+        return True
+    fixed = (args.config, args.steps, args.hidden, args.latent)
+    return bool(args.data) and all(v is None for v in fixed)
+
+
 def main(args) -> int:
+    if args.budget is not None and args.config:
+        from .._errors import DynrnnValueError
+
+        raise DynrnnValueError("--budget chooses the settings automatically; --config gives "
+                               "them: use one of the two.")
+    if automatic(args):
+        from ._auto import run_automatic
+
+        return run_automatic(args)
     cfg = read_config(args.config) if args.config else merge(DEFAULT_RECONSTRUCT, {})
     if args.data:
         cfg["data"] = {"train": args.data, "test": args.test}

@@ -6,7 +6,8 @@
   style, shared by `fit` and `fit_ensemble` (which `vmap`s it);
 - the host loop with hooks (`Evaluation`, `EarlyStopping`, checkpoints, progress) behind
   `fit`;
-- `evaluate`, `save`/`load`, `compare`.
+- `evaluate`, `save`/`load`, `compare`;
+- `reconstruct`: any series with the settings chosen from the data and a time budget.
 """
 
 from ..forcing import GTF as GTF, STF as STF, AbstractTeacherForcing as AbstractTeacherForcing
@@ -26,6 +27,13 @@ from ._objective import (
     Supervised as Supervised,
 )
 from ._parallel import data_parallel as data_parallel, pmean_flat as pmean_flat
+from ._reconstruct import (
+    ReconstructionResult as ReconstructionResult,
+    SeriesAnalysis as SeriesAnalysis,
+    analyse as analyse,
+    parse_budget as parse_budget,
+    reconstruct as reconstruct,
+)
 from ._update import (
     Trainer as Trainer,
     TrainState as TrainState,
@@ -40,5 +48,6 @@ from ._warmstart import ar_init as ar_init
 
 __all__ = [
     "AbstractTeacherForcing", "EnsembleResult", "FitResult", "GTF", "STF", "compare",
-    "data_parallel", "evaluate", "fit", "fit_ensemble", "generate", "load", "pmean_flat", "save",
+    "data_parallel", "evaluate", "fit", "fit_ensemble", "generate", "load", "pmean_flat",
+    "reconstruct", "save",
 ]

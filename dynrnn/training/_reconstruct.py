@@ -1,0 +1,719 @@
+"""`dr.reconstruct`: dynamical-systems reconstruction of any series, with its settings chosen
+from the data and a time budget, judged on held-out data, and its failures said plainly.
+
+The steps (each recorded in the result):
+
+1. **Look at the data** (`analyse`): channels that never change are set aside; a series with
+   no change at all, or one that is not predictable one step ahead better than white noise
+   (nearest-neighbour and linear one-step forecasts, normalised mean squared error ≥ 0.8), has
+   no reconstructable dynamics and is reported as such, without training. The spectrum and the
+   autocorrelation give the time scales: the series is sub-sampled when it is heavily
+   over-sampled (down to 40 points per characteristic period and 10 per period of its fastest
+   strong component are kept), and the training window spans about four decorrelation times
+   (25 to 200 steps).
+2. **Plan a grid** (`plan`): the latent size from the data's dimension (identity observation up
+   to 10 channels; above, an affine observation with as many latent units as principal
+   components carry 90 % of the variance, 6 to 32), the hidden width from the latent size, and
+   within the budget: one or two widths, adaptive GTF and constant α ∈ {0.1, 0.3}, learning
+   rates 1e-3 and 5e-3, and seeds. All members of one width and forcing kind train as one
+   vmapped ensemble (`dr.fit_ensemble`) for the same number of updates.
+3. **Judge on held-out data**: the last 20 % of the training series is never trained on; every
+   member runs freely from its first point and is scored by `D_stsp` and `D_H`; the member with
+   the lowest sum of its two ranks is kept (ties: lower `D_stsp`) and scored on the test series.
+4. **Say what happened**: a verdict (`"ok"`, `"fixed point"`, `"divergent"`, `"no better than
+   a constant"`, `"no dynamics"`) with a plain message and suggestions of what the grid did
+   not try.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .._errors import DynrnnValueError, check_array
+
+
+#: The default time budget of `dr.reconstruct` and `dynrnn reconstruct --data` (seconds).
+DEFAULT_BUDGET = 180.0
+#: Seconds per unit of work (sample × step × `2MH + MN + H`) on the reference machine (two
+#: CPU cores of the project's test machine, measured while shared); plans are made with this
+#: constant, so the same budget gives the same grid on every machine.
+SECONDS_PER_UNIT = 1.6e-9
+#: Fixed costs of a run besides the updates: data analysis, evaluation, one compilation per
+#: ensemble (seconds on the reference machine).
+FIXED_SECONDS, COMPILE_SECONDS = 12.0, 4.0
+LEARNING_RATES = (1e-3, 5e-3)
+CONSTANT_ALPHAS = (0.1, 0.3)
+MIN_STEPS, MAX_STEPS = 4_000, 30_000
+#: One-step forecasts no better than this (normalised MSE) mean "no reconstructable dynamics".
+NOISE_LEVEL = 0.8
+
+
+# -- the budget ------------------------------------------------------------------------------
+
+_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "m": 60.0,
+          "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0, "h": 3600.0,
+          "hour": 3600.0, "hours": 3600.0}
+
+
+def parse_budget(value) -> float:
+    """A time budget in seconds from a number of seconds or a duration text (`"90s"`,
+    `"10min"`, `"1.5h"`, `"2 minutes"`).
+
+    **Arguments:** `value`, a number or a string.
+
+    **Returns:** seconds, a finite number > 0.
+
+    **Raises:** `DynrnnValueError` naming the value and the accepted forms.
+    """
+    expected = ("a duration such as '90s', '10min' or '1h' (a number alone is seconds), "
+                "greater than 0")
+    if isinstance(value, bool):
+        raise DynrnnValueError(f"`budget` must be {expected}, got {value!r}.")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        if m is None or m.group(2).lower() not in _UNITS:
+            raise DynrnnValueError(f"`budget` must be {expected}, got {value!r}.")
+        seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    else:
+        raise DynrnnValueError(f"`budget` must be {expected}, got {type(value).__name__}.")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise DynrnnValueError(f"`budget` must be {expected}, got {value!r}.")
+    return seconds
+
+
+# -- looking at the data ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SeriesAnalysis:
+    """What `analyse` found in a training series (lengths in steps of the original series).
+
+    **Attributes:** `n_points`, `n_dims` (of the channels kept), `channels` (indices of the
+    channels kept: those that change), `predictability` (normalised mean squared error of the
+    better one-step forecast, nearest-neighbour or linear: 0 is perfectly predictable, about 1
+    is white noise), `period` (characteristic period: at the spectral centroid of the power
+    above the noise floor), `fast_period` (period of the fastest strong
+    component: 99 % of the power above the noise floor lies at lower frequencies),
+    `decorrelation` (lag where the mean autocorrelation first falls below 1/e), `subsample`
+    (keep every k-th point), `seq_len` (training window after sub-sampling), `components`
+    (principal components that carry 90 % of the variance), `statement` (why there is nothing
+    to reconstruct, or `None`).
+    """
+
+    n_points: int
+    n_dims: int
+    channels: list
+    predictability: float
+    period: float
+    fast_period: float
+    decorrelation: float
+    subsample: int
+    seq_len: int
+    components: int
+    statement: str | None = None
+
+
+def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Mean over channels of the autocorrelation at lags 0 … max_lag."""
+    n = x.shape[0]
+    xc = x - x.mean(0)
+    f = np.fft.rfft(xc, n=2 * n, axis=0)
+    acf = np.fft.irfft(np.abs(f) ** 2, axis=0)[: max_lag + 1]
+    acf = acf / np.where(acf[:1] > 0, acf[:1], 1.0)
+    return acf.mean(1)
+
+
+def _spectrum(x: np.ndarray, segment: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Welch power (summed over channels) and frequencies in cycles per step."""
+    n = x.shape[0]
+    seg = min(segment, n)
+    starts = range(0, n - seg + 1, max(1, seg // 2))
+    win = np.hanning(seg)[:, None]
+    power = np.zeros(seg // 2 + 1)
+    count = 0
+    for s in starts:
+        piece = x[s: s + seg]
+        piece = (piece - piece.mean(0)) * win
+        power += (np.abs(np.fft.rfft(piece, axis=0)) ** 2).sum(1)
+        count += 1
+    return np.fft.rfftfreq(seg), power / max(count, 1)
+
+
+def _one_step_nmse(x: np.ndarray, k: int = 4) -> float:
+    """Normalised one-step forecast error of the better of a k-nearest-neighbour forecast (in
+    the channels, or a delay embedding of three lags for fewer than three channels) and a
+    linear forecast (lag-1 regression per channel)."""
+    x = x[:6000]
+    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    n, d = x.shape
+    # linear: 1 - rho_1^2 per channel
+    rho = np.array([np.corrcoef(x[:-1, i], x[1:, i])[0, 1] for i in range(d)])
+    rho = np.nan_to_num(rho)
+    linear = float(np.mean(1.0 - rho**2))
+    if d > 10:  # the leading principal components
+        _, _, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+        x = x @ vt[:10].T
+        x = x / np.where(x.std(0) > 0, x.std(0), 1.0)
+        d = x.shape[1]
+    if d < 3:
+        lags = 3 - d + 1
+        emb = np.concatenate([x[lags - 1 - j: n - j] for j in range(lags)], axis=1)
+        target = x[lags:]
+        emb = emb[:-1]
+    else:
+        emb, target = x[:-1], x[1:]
+    half = emb.shape[0] // 2
+    lib, lib_next = emb[:half], target[:half]
+    queries, truth = emb[half:][:1500], target[half:][:1500]
+    if half < 2 * k or queries.shape[0] == 0:
+        return linear
+    d2 = (np.sum(queries**2, 1)[:, None] + np.sum(lib**2, 1)[None]
+          - 2.0 * queries @ lib.T)
+    idx = np.argpartition(d2, k, axis=1)[:, :k]
+    pred = lib_next[idx].mean(1)
+    nn = float(np.mean((pred - truth) ** 2) / max(np.mean(truth.var(0)), 1e-12))
+    return min(nn, linear)
+
+
+def analyse(x, *, max_seq_len: int = 200) -> SeriesAnalysis:
+    """Time scales, predictability and the kept channels of a training series (see the
+    module docstring of `dynrnn.training._reconstruct`).
+
+    **Arguments:**
+    - `x`: `(time, dims)` training series (any scale).
+    - `max_seq_len`: the longest training window chosen.
+
+    **Returns:** a `SeriesAnalysis`; its `statement` says why there is nothing to
+    reconstruct (a constant series, or white noise), else `None`.
+    """
+    x = np.asarray(x, np.float64)
+    n, n_ch = x.shape
+    sd = x.std(0)
+    scale = np.maximum(np.abs(x).max(0), 1e-300)
+    channels = [i for i in range(n_ch) if sd[i] > 1e-9 * scale[i]]
+    if not channels:
+        return SeriesAnalysis(n, 0, [], math.nan, math.nan, math.nan, math.nan, 1, 0, 0,
+                              statement="the series is constant: there are no dynamics to "
+                              "reconstruct")
+    z = (x[:, channels] - x[:, channels].mean(0)) / sd[channels]
+    d = z.shape[1]
+    freq, power = _spectrum(z)
+    power[0] = 0.0
+    floor = float(np.median(power[len(power) // 2:]))
+    excess = np.clip(power - floor, 0.0, None)
+    if excess.sum() > 0:
+        # the characteristic period: at the spectral centroid of the power above the noise
+        # floor (robust to the resolution of short series, unlike the highest peak)
+        centroid = float(np.sum(freq * excess) / excess.sum())
+        period = 1.0 / centroid if centroid > 0 else float(n)
+        cum = np.cumsum(excess) / excess.sum()
+        f99 = freq[min(int(np.searchsorted(cum, 0.99)), len(freq) - 1)]
+    else:
+        period, f99 = 2.0, 0.5
+    fast_period = 1.0 / f99 if f99 > 0 else float(n)
+    acf = _autocorrelation(z[: 2**16], min(n - 1, 20_000))
+    below = np.flatnonzero(acf < 1.0 / math.e)
+    decorrelation = float(below[0]) if below.size else float(len(acf))
+    subsample = max(1, min(int(period // 40), int(fast_period // 10), n // 2000 or 1))
+    predictability = _one_step_nmse(z[::subsample])
+    seq_len = int(np.clip(round(4 * decorrelation / subsample), 25, max_seq_len))
+    ev = np.linalg.svd(z[: 20_000] - z[: 20_000].mean(0), compute_uv=False) ** 2
+    components = int(np.searchsorted(np.cumsum(ev) / ev.sum(), 0.9) + 1)
+    statement = None
+    if predictability >= NOISE_LEVEL:
+        statement = (
+            "the series is not predictable one step ahead (the best of a nearest-neighbour and "
+            f"a linear forecast leaves {100 * min(predictability, 1):.0f} % of the variance "
+            "unexplained, as white noise does): there are no reconstructable dynamics in it"
+        )
+    return SeriesAnalysis(n, d, channels, float(predictability), float(period),
+                          float(fast_period), decorrelation, subsample, seq_len, components,
+                          statement)
+
+
+# -- planning the grid -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EnsemblePlan:
+    """One vmapped ensemble of the grid: model sizes, forcing kind and its members
+    `(learning_rate, alpha, seed)` (alpha `None` for adaptive GTF)."""
+
+    latent: int
+    hidden: int
+    observation: str
+    forcing: str
+    members: list
+
+    def work(self, batch_size: int, seq_len: int, n_obs: int) -> float:
+        m, h = self.latent, self.hidden
+        per = batch_size * seq_len * (2 * m * h + m * n_obs + h + 4 * m)
+        return per * len(self.members) * (1.3 if self.forcing == "adaptive" else 1.0)
+
+
+@dataclasses.dataclass
+class Plan:
+    """The grid `dr.reconstruct` trains: its ensembles, the update count, the batch and window,
+    and the planned seconds on the reference machine."""
+
+    ensembles: list
+    n_steps: int
+    batch_size: int
+    seq_len: int
+    planned_seconds: float
+
+    @property
+    def n_members(self) -> int:
+        return sum(len(e.members) for e in self.ensembles)
+
+
+def _sizes(analysis: SeriesAnalysis, latent, hidden):
+    d = analysis.n_dims
+    if latent is None:
+        latent = max(d, 3) if d <= 10 else int(np.clip(analysis.components + 2, 6, 32))
+    observation = "identity" if d <= 10 and latent >= d else "affine"
+    if hidden is None:
+        hidden = int(np.clip(25 * latent + 25, 50, 512))
+    return int(latent), int(hidden), observation
+
+
+def _grids(latent, hidden, observation, *, two_widths: bool, seeds: int, alphas, lrs):
+    widths = [max(16, hidden // 2), hidden] if two_widths else [hidden]
+    out = []
+    for h in widths:
+        out.append(EnsemblePlan(latent, h, observation, "adaptive",
+                                [(lr, None, s) for lr in lrs for s in range(seeds)]))
+        if alphas:
+            out.append(EnsemblePlan(latent, h, observation, "constant",
+                                    [(lr, a, 0) for a in alphas for lr in lrs]))
+    return out
+
+
+def plan(analysis: SeriesAnalysis, budget: float, *, n_steps: int | None = None,
+         latent: int | None = None, hidden: int | None = None,
+         batch_size: int = 16) -> Plan:
+    """The grid that fits `budget` seconds on the reference machine (`SECONDS_PER_UNIT`):
+    the richest of a list of grids (two widths, adaptive and constant forcing, two learning
+    rates, two seeds ... down to one width, adaptive forcing, two learning rates) that still
+    trains every member for at least `MIN_STEPS` updates; the update count then fills the
+    budget (at most `MAX_STEPS`). `n_steps`, `latent`, `hidden` fix those choices.
+
+    **Returns:** a `Plan`.
+    """
+    m, h, obs = _sizes(analysis, latent, hidden)
+    seq = analysis.seq_len
+    n_obs = analysis.n_dims
+    candidates = [
+        dict(two_widths=True, seeds=2, alphas=CONSTANT_ALPHAS, lrs=LEARNING_RATES),
+        dict(two_widths=False, seeds=2, alphas=CONSTANT_ALPHAS, lrs=LEARNING_RATES),
+        dict(two_widths=False, seeds=1, alphas=CONSTANT_ALPHAS, lrs=LEARNING_RATES),
+        dict(two_widths=False, seeds=1, alphas=(0.1,), lrs=(5e-3,)),
+        dict(two_widths=False, seeds=1, alphas=(), lrs=LEARNING_RATES),
+    ]
+    if hidden is not None:
+        candidates = [c for c in candidates if not c["two_widths"]]
+    for i, c in enumerate(candidates):
+        ensembles = _grids(m, h, obs, **c)
+        work = sum(e.work(batch_size, seq, n_obs) for e in ensembles)
+        fixed = FIXED_SECONDS + COMPILE_SECONDS * len(ensembles)
+        steps = int((budget - fixed) / (work * SECONDS_PER_UNIT)) if budget > fixed else 0
+        last = i == len(candidates) - 1
+        if n_steps is not None:
+            if steps >= n_steps or last:
+                steps = n_steps
+                break
+        elif steps >= MIN_STEPS or last:
+            steps = int(np.clip(steps, 200, MAX_STEPS))
+            break
+    steps = int(steps)
+    seconds = fixed + work * SECONDS_PER_UNIT * steps
+    return Plan(ensembles, steps, batch_size, seq, float(seconds))
+
+
+# -- judging members -------------------------------------------------------------------------
+
+
+def _measures(true: np.ndarray, gen, n_bins: int = 30) -> tuple[float, float]:
+    """`(D_stsp, D_H)` of a free run against data (inf and 1 for a non-finite run)."""
+    import jax.numpy as jnp
+
+    from .. import metrics
+    from ..tasks._reconstruction import _d_stsp
+
+    gen = np.asarray(gen, np.float64)
+    if not np.all(np.isfinite(gen)) or np.abs(gen).max() > 1e6:
+        return math.inf, 1.0
+    d_stsp = _d_stsp(true, jnp.asarray(gen), n_bins)
+    smoothing = float(min(20.0, max(1.0, (len(true) // 2) / 5)))
+    d_h = float(metrics.power_spectrum_distance(true, gen, smoothing=smoothing))
+    return (d_stsp if math.isfinite(d_stsp) else math.inf), d_h
+
+
+def constant_d_h(x: np.ndarray) -> float:
+    """`D_H` of a constant series (a model on a fixed point) against `x`: the level a model
+    must beat to have learnt anything of the spectrum."""
+    from .. import metrics
+
+    smoothing = float(min(20.0, max(1.0, (len(x) // 2) / 5)))
+    return float(metrics.power_spectrum_distance(x, np.zeros_like(x), smoothing=smoothing))
+
+
+def _rank(values) -> np.ndarray:
+    v = np.asarray(values, float)
+    v = np.where(np.isfinite(v), v, np.inf)
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(len(v))
+    ranks[order] = np.arange(len(v))
+    return ranks
+
+
+def best_member(d_stsp, d_h) -> int:
+    """The member `dr.reconstruct` keeps: the lowest sum of its ranks by validation `D_stsp`
+    and by validation `D_H` (ties: the lower `D_stsp`, then the first)."""
+    total = _rank(d_stsp) + _rank(d_h)
+    v = np.where(np.isfinite(d_stsp), d_stsp, np.inf)
+    return int(min(range(len(total)), key=lambda i: (total[i], v[i], i)))
+
+
+def diagnose(gen, *, d_h: float, d_h_constant: float) -> str:
+    """The verdict on a free run in data units of sd 1: `"divergent"` (non-finite or beyond
+    20 sd), `"fixed point"` (the last half moves less than 0.05 sd), `"no better than a
+    constant"` (`D_H` at least 90 % of a constant's), else `"ok"`."""
+    gen = np.asarray(gen, np.float64)
+    if not np.all(np.isfinite(gen)) or np.abs(gen).max() > 20.0:
+        return "divergent"
+    tail = gen[len(gen) // 2:]
+    if float(np.mean(tail.std(0))) < 0.05:
+        return "fixed point"
+    if d_h >= 0.9 * d_h_constant:
+        return "no better than a constant"
+    return "ok"
+
+
+# -- the result ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class ReconstructionResult:
+    """What `dr.reconstruct` returns.
+
+    **Attributes:**
+    - `model`: the kept model (`None` when the data has no reconstructable dynamics); it runs
+      on the standardised, sub-sampled series (`mean`, `scale`, `channels`, `subsample`).
+    - `verdict`: `"ok"`, `"fixed point"`, `"divergent"`, `"no better than a constant"` or
+      `"no dynamics"`; `message`: the plain statement; `suggestions`: what to try next.
+    - `measures`: the kept model on the test series (`D_stsp`, `D_H`, `PE20`, `lambda_max`
+      per time unit when `dt` is known) and `D_H` of a constant (`D_H_constant`).
+    - `grid`: one row (dict) per member: its settings, validation `D_stsp`/`D_H`, final loss
+      and `kept`; `settings`: the kept row.
+    - `analysis`: the `SeriesAnalysis`; `plan`: the `Plan`.
+    - `test`, `generated`: the test series as the model sees it and the model's free run of
+      the same length; `dt`: the model's time step (`dt × subsample`, or `None`).
+    - `mean`, `scale`: the standardisation (of the kept channels); `history`: the losses of
+      the kept member's ensemble; `wall_time`: seconds.
+    """
+
+    model: object
+    verdict: str
+    message: str
+    suggestions: list
+    measures: dict
+    grid: list
+    settings: dict
+    analysis: SeriesAnalysis
+    plan: Plan | None
+    test: np.ndarray | None
+    generated: np.ndarray | None
+    dt: float | None
+    mean: np.ndarray | None
+    scale: np.ndarray | None
+    history: object = None
+    wall_time: float = 0.0
+    members: list = dataclasses.field(default_factory=list)
+
+    @property
+    def channels(self) -> list:
+        return self.analysis.channels
+
+    @property
+    def subsample(self) -> int:
+        return self.analysis.subsample
+
+    def grid_markdown(self) -> str:
+        """The grid as a Markdown table, kept member marked."""
+        return grid_table(self.grid)
+
+    def to_config(self) -> dict:
+        """The kept setting as a `dynrnn fit` configuration (without `[data]`)."""
+        if self.model is None:
+            return {}
+        s = self.settings
+        tf = ({"type": "GTF", "alpha": "adaptive", "method": "product_upper_bound",
+               "gamma": 0.99, "update_every": 5} if s["forcing"] == "adaptive"
+              else {"type": "GTF", "alpha": float(s["alpha"])})
+        model = {"type": "ShallowPLRNN", "latent": s["latent"], "hidden": s["hidden"],
+                 "clipped": True, "observation": s["observation"]}
+        return {
+            "model": model, "teacher_forcing": tf,
+            "training": {"n_steps": self.plan.n_steps, "batch_size": self.plan.batch_size,
+                         "seq_len": self.plan.seq_len, "learning_rate": float(s["learning_rate"]),
+                         "final_learning_rate": float(s["learning_rate"]) * 1e-3,
+                         "seed": int(s["seed"])},
+        }
+
+
+GRID_COLUMNS = ("member", "latent", "hidden", "observation", "forcing", "alpha",
+                "learning_rate", "seed", "val_D_stsp", "val_D_H", "final_loss", "verdict",
+                "kept")
+
+
+def grid_table(rows) -> str:
+    """Markdown table of grid rows (`ReconstructionResult.grid`)."""
+    def fmt(v):
+        if isinstance(v, bool):
+            return "**yes**" if v else ""
+        if isinstance(v, float):
+            return "–" if math.isnan(v) else ("∞" if math.isinf(v) else f"{v:.4g}")
+        return "adaptive" if v is None else str(v)
+
+    head = "| " + " | ".join(GRID_COLUMNS) + " |"
+    lines = [head, "|" + "---|" * len(GRID_COLUMNS)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in GRID_COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def grid_csv(rows) -> str:
+    """The grid rows as CSV text (header `GRID_COLUMNS`)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(GRID_COLUMNS)
+    for r in rows:
+        w.writerow(["adaptive" if (c == "alpha" and r.get(c) is None) else r.get(c)
+                    for c in GRID_COLUMNS])
+    return buf.getvalue()
+
+
+# -- reconstruct ----------------------------------------------------------------------------
+
+
+def _suggestions(verdict, best, plan_: Plan, analysis: SeriesAnalysis, budget) -> list:
+    out = []
+    widths = sorted({e.hidden for e in plan_.ensembles})
+    if best["hidden"] == widths[-1]:
+        out.append(f"a wider model (hidden = {2 * widths[-1]}; `hidden=` / --hidden)")
+    out.append(f"a larger latent space (latent = {best['latent'] + 2}; `latent=` / --latent)")
+    if plan_.n_steps < MAX_STEPS:
+        out.append(f"a longer budget ({_fmt_seconds(4 * budget)}: more updates than the "
+                   f"{plan_.n_steps} done, and more settings)")
+    if best["observation"] == "identity" and analysis.n_dims > 3:
+        out.append("an affine observation model with fewer latent units")
+    if verdict in ("fixed point", "no better than a constant"):
+        out.append("stronger forcing (constant α = 0.5) or a longer training window "
+                   f"(seq_len {2 * plan_.seq_len})")
+        if analysis.subsample == 1:
+            out.append("sub-sampling the series (every 2nd–4th point) if it changes slowly "
+                       "against the sampling interval")
+    if verdict == "divergent":
+        out.append("a smaller learning rate (1e-4)")
+    return out
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s / 60:.0f}min" if s >= 120 else f"{s:.0f}s"
+
+
+def _standardise(train, test):
+    mean = train.mean(0)
+    scale = train.std(0, ddof=1)
+    scale = np.where(scale > 0, scale, 1.0)
+    return (train - mean) / scale, (test - mean) / scale, mean, scale
+
+
+def reconstruct(
+    x,
+    *,
+    test=None,
+    dt: float | None = None,
+    budget: float | str = DEFAULT_BUDGET,
+    key=None,
+    n_steps: int | None = None,
+    latent: int | None = None,
+    hidden: int | None = None,
+    lyapunov: float | None = None,
+    validation_fraction: float = 0.2,
+    progress: bool = False,
+    echo: Callable | None = None,
+) -> ReconstructionResult:
+    """Reconstruct the dynamics of a series with settings chosen automatically.
+
+    The series is standardised, sub-sampled when heavily over-sampled, and its end held out;
+    a small grid of shallow-PLRNN settings (latent and hidden sizes from the data, adaptive or
+    constant-α GTF, learning rates, seeds) trains as vmapped ensembles within the time budget;
+    every member is scored on the held-out end by free-running `D_stsp` and `D_H`, the best is
+    kept and judged on the test series, and the verdict says plainly whether it reconstructs
+    anything (details in the module docstring of `dynrnn.training._reconstruct`).
+
+    **Arguments:**
+    - `x`: `(time, dims)` training series (a 1-D array is one channel).
+    - `test`: `(time, dims)` test series; default: the last 20 % of `x` (not trained on).
+    - `dt`: sampling interval in time units (exponents per time unit; `None`: per step).
+    - `budget`: seconds on the reference machine (two CPU cores), a number or a text such as
+      `"10min"`; it sizes the grid and the update count (the same budget gives the same grid
+      on every machine; a faster machine finishes sooner).
+    - `key`: PRNG key (default `jax.random.PRNGKey(0)`).
+    - `n_steps`, `latent`, `hidden`: fix the update count or the model sizes.
+    - `lyapunov`: the data's largest exponent per time unit, if known (shown next to the
+      model's).
+    - `validation_fraction`: the end of the training series held out for choosing (0.2).
+    - `progress`: progress bars of the ensembles; `echo`: a `print`-like function for
+      progress lines (default silent).
+
+    **Returns:** a `ReconstructionResult` (`model`, `verdict`, `message`, `measures`, `grid`,
+    ...). A constant series or white noise gives `verdict = "no dynamics"` and `model = None`
+    without training.
+
+    **Raises:** `DynrnnValueError` for a bad budget, a series too short or not finite, or test
+    data of another dimension.
+    """
+    import jax
+    import jax.random as jr
+
+    from ..forcing import GTF
+    from ..models import build
+    from ..tasks._reconstruction import Reconstruction
+    from ._compare import _final_losses
+    from ._ensemble import fit_ensemble
+
+    t0 = time.perf_counter()
+    say = echo or (lambda *a, **k: None)
+    seconds = parse_budget(budget)
+    x = np.asarray(check_array(x, "x", ndim=(1, 2), min_len=100), np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    if test is None:
+        cut = int(0.8 * x.shape[0])
+        x, test = x[:cut], x[cut:]
+    test = np.asarray(check_array(test, "test", ndim=(1, 2), min_len=50), np.float64)
+    test = test[:, None] if test.ndim == 1 else test
+    if test.shape[1] != x.shape[1]:
+        raise DynrnnValueError(
+            f"`test` has {test.shape[1]} channels but `x` has {x.shape[1]}."
+        )
+    if n_steps is not None:
+        from .._errors import check_positive
+
+        check_positive(n_steps, "n_steps", integer=True)
+    if not 0.05 <= validation_fraction < 0.9:
+        raise DynrnnValueError(
+            f"`validation_fraction` must lie in [0.05, 0.9), got {validation_fraction!r}."
+        )
+    key = jr.PRNGKey(0) if key is None else key
+    analysis = analyse(x)
+
+    def nothing(statement):
+        return ReconstructionResult(
+            None, "no dynamics", f"No reconstructable dynamics: {statement}.",
+            ["check that the file holds the signal you meant (not a constant or noise "
+             "channel), its sampling, and its orientation (time along the first axis)"],
+            {}, [], {}, analysis, None, None, None, dt, None, None,
+            wall_time=time.perf_counter() - t0)
+
+    if analysis.statement is not None:
+        return nothing(analysis.statement)
+    s = analysis.subsample
+    ch = analysis.channels
+    train, test_s, mean, scale = _standardise(x[::s, ch], test[::s, ch])
+    dt_model = None if dt is None else float(dt) * s
+    n_val = int(validation_fraction * train.shape[0])
+    seq_len = min(analysis.seq_len, max(10, (train.shape[0] - n_val) // 4),
+                  max(10, n_val // 3))
+    analysis = dataclasses.replace(analysis, seq_len=int(seq_len))
+    plan_ = plan(analysis, seconds, n_steps=n_steps, latent=latent, hidden=hidden)
+    task = Reconstruction(train=train, test=test_s, dt=dt_model, lyapunov=lyapunov,
+                          standardize=False, validation_fraction=validation_fraction,
+                          seq_len=plan_.seq_len, n_generate=min(len(test_s), 100_000))
+    fit_part, val = task.train_series(), task.validation_series()
+    say(f"series: {x.shape[0]} points × {x.shape[1]} channels"
+        + (f" ({len(ch)} that change)" if len(ch) < x.shape[1] else "")
+        + f"; characteristic period {analysis.period:.0f} steps, decorrelation "
+        f"{analysis.decorrelation:.0f} steps, sub-sampling every {s}, window {plan_.seq_len}")
+    say(f"grid: {plan_.n_members} members in {len(plan_.ensembles)} ensembles × "
+        f"{plan_.n_steps} updates (planned {plan_.planned_seconds:.0f} s on the reference "
+        "machine)")
+    k_model, k_fit = jr.split(key)
+    rows, models, histories = [], [], []
+    for ei, ens in enumerate(plan_.ensembles):
+        table = {"type": "ShallowPLRNN", "latent": ens.latent, "hidden": ens.hidden,
+                 "clipped": True, "observation": ens.observation}
+        members = [build(table, obs=train.shape[1], key=jr.fold_in(jr.fold_in(k_model, ei), seed))
+                   for _, _, seed in ens.members]
+        if ens.forcing == "adaptive":
+            tf, alphas = GTF("adaptive", gamma=0.99), None
+        else:
+            tf, alphas = GTF(0.1), [a for _, a, _ in ens.members]
+        say(f"  ensemble {ei + 1}/{len(plan_.ensembles)}: hidden {ens.hidden}, {ens.forcing} "
+            f"forcing, {len(members)} members")
+        res = fit_ensemble(members, fit_part, teacher_forcing=tf, alphas=alphas,
+                           learning_rates=[lr for lr, _, _ in ens.members],
+                           n_steps=plan_.n_steps, batch_size=plan_.batch_size,
+                           seq_len=plan_.seq_len, key=jr.fold_in(k_fit, ei),
+                           steps_per_call=min(500, plan_.n_steps), progress=progress)
+        losses = _final_losses(res.history, plan_.n_steps)
+        for j, ((lr, a, seed), model) in enumerate(zip(ens.members, res.models)):
+            gen = np.asarray(task.free_run(model, val), np.float64)
+            d_stsp, d_h = _measures(val, gen)
+            rows.append(dict(member=len(rows), latent=ens.latent, hidden=ens.hidden,
+                             observation=ens.observation, forcing=ens.forcing, alpha=a,
+                             learning_rate=lr, seed=seed, val_D_stsp=d_stsp, val_D_H=d_h,
+                             final_loss=float(losses[j]), kept=False,
+                             verdict=diagnose(gen, d_h=d_h, d_h_constant=constant_d_h(val))))
+            models.append(model)
+            histories.append((res.history, j))
+    jax.block_until_ready(jax.tree_util.tree_leaves(models))
+    best = best_member([r["val_D_stsp"] for r in rows], [r["val_D_H"] for r in rows])
+    rows[best]["kept"] = True
+    model = models[best]
+    measures = task.score(model)
+    test_eval = task.test_series()[: task.n_generate]
+    gen = np.asarray(task.free_run(model, test_eval), np.float64)
+    d_h_const = constant_d_h(test_eval)
+    measures = {k: float(v) for k, v in measures.items()}
+    measures["D_H_constant"] = d_h_const
+    if lyapunov is not None:
+        measures["lambda_data"] = float(lyapunov)
+    verdict = diagnose(gen, d_h=measures["D_H"], d_h_constant=d_h_const)
+    b = rows[best]
+    setting = (f"hidden {b['hidden']}, latent {b['latent']} ({b['observation']} observation), "
+               + ("adaptive GTF" if b["forcing"] == "adaptive" else f"GTF α = {b['alpha']}")
+               + f", learning rate {b['learning_rate']:g}, seed {b['seed']}")
+    scores = f"test D_stsp {measures['D_stsp']:.3g}, D_H {measures['D_H']:.3g}"
+    if verdict == "ok":
+        message = f"Reconstructed with {setting}: {scores}."
+    else:
+        what = {
+            "divergent": "the best model's free run diverges (it leaves the data's range)",
+            "fixed point": "the best model settles on a fixed point: it does not move once "
+                           "running freely",
+            "no better than a constant": (
+                f"the best model's power spectrum is no closer to the data's than a constant's "
+                f"(D_H {measures['D_H']:.3g} vs {d_h_const:.3g} for a constant)"),
+        }[verdict]
+        message = (f"The reconstruction FAILED: {what}. Kept: {setting}; {scores}. None of "
+                   f"the {len(rows)} settings tried did better.")
+    hist, j = histories[best]
+    return ReconstructionResult(
+        model=model, verdict=verdict, message=message,
+        suggestions=_suggestions(verdict, b, plan_, analysis, seconds) if verdict != "ok"
+        else [], measures=measures, grid=rows, settings=dict(b), analysis=analysis,
+        plan=plan_, test=test_eval, generated=gen, dt=dt_model, mean=mean, scale=scale,
+        history=hist.isel(member=j), wall_time=time.perf_counter() - t0, members=models)

@@ -1,0 +1,178 @@
+"""`dr.reconstruct` and `dynrnn reconstruct --data`: settings chosen automatically (issue 22)."""
+
+import json
+
+import jax.random as jr
+import numpy as np
+import pytest
+
+import dynrnn as dr
+from dynrnn.cli import main
+from dynrnn.training._reconstruct import (
+    SeriesAnalysis,
+    analyse,
+    best_member,
+    diagnose,
+    parse_budget,
+    plan,
+)
+
+
+@pytest.fixture(scope="module")
+def lorenz():
+    x = np.asarray(dr.datasets.load("lorenz63_train")["state"].values, np.float64)
+    t = np.asarray(dr.datasets.load("lorenz63_test")["state"].values, np.float64)
+    return x[:2400], t[:1200]
+
+
+@pytest.fixture(scope="module")
+def small_run(lorenz):
+    x, t = lorenz
+    # 25 s buys a two-ensemble grid (adaptive and constant forcing, 8 members) at 40 updates
+    return dr.reconstruct(x, test=t, dt=0.01, budget="25s", n_steps=40, key=jr.PRNGKey(1))
+
+
+def test_keeps_the_member_best_on_validation(small_run, lorenz):
+    """Score every member ourselves on the held-out end of the training series and check
+    that the kept one is the best by the documented rule (lowest rank sum of D_stsp, D_H)."""
+    r = small_run
+    assert len(r.grid) == len(r.members) >= 3
+    assert {row["forcing"] for row in r.grid} == {"adaptive", "constant"}
+    x, _ = lorenz
+    s = r.subsample
+    train = (x[::s] - r.mean) / r.scale
+    val = train[len(train) - int(0.2 * len(train)):]
+    d_stsp, d_h = [], []
+    for row, model in zip(r.grid, r.members):
+        z = model.init_state(np.asarray(val[0], np.float32))
+        zs = np.concatenate([np.asarray(z)[None], np.asarray(model.rollout(z, len(val) - 1))])
+        gen = np.stack([np.asarray(model.observe(q)) for q in zs])
+        if np.all(np.isfinite(gen)) and np.abs(gen).max() < 1e6:
+            ds = float(dr.metrics.state_space_divergence(val, gen, method="bins"))
+            dh = float(dr.metrics.power_spectrum_distance(val, gen))
+        else:
+            ds, dh = np.inf, 1.0
+        assert row["val_D_stsp"] == pytest.approx(ds, rel=1e-3, abs=1e-4)
+        assert row["val_D_H"] == pytest.approx(dh, rel=1e-3, abs=1e-4)
+        d_stsp.append(ds)
+        d_h.append(dh)
+    ranks = np.argsort(np.argsort(d_stsp, kind="stable"), kind="stable") + np.argsort(
+        np.argsort(d_h, kind="stable"), kind="stable")
+    expected = min(range(len(ranks)), key=lambda i: (ranks[i], d_stsp[i], i))
+    kept = [i for i, row in enumerate(r.grid) if row["kept"]]
+    assert kept == [expected]
+    assert r.model is r.members[expected]
+    assert r.settings["member"] == expected
+    assert set(r.measures) >= {"D_stsp", "D_H", "PE20", "lambda_max", "D_H_constant"}
+    assert r.verdict in ("ok", "fixed point", "divergent", "no better than a constant")
+    assert r.message and (r.verdict == "ok" or "FAILED" in r.message)
+    table = r.grid_markdown()
+    assert table.count("\n") == len(r.grid) + 1 and "**yes**" in table
+
+
+def test_best_member_rule():
+    assert best_member([0.3, 0.2, 0.1], [0.1, 0.2, 0.3]) == 2  # ranks tie: lower D_stsp
+    assert best_member([0.2, 0.3, 5.0], [0.05, 0.04, 0.5]) == 0
+    assert best_member([np.inf, 1.0], [1.0, 0.9]) == 1
+    assert best_member([np.nan, np.nan], [1.0, 1.0]) == 0
+
+
+def test_diagnose_fixed_point_divergence_and_constant():
+    t = np.linspace(0, 60, 3000)
+    osc = np.stack([np.sin(t), np.cos(1.3 * t)], 1)
+    assert diagnose(np.ones((100, 2)), d_h=0.5, d_h_constant=0.8) == "fixed point"
+    assert diagnose(np.full((100, 2), np.nan), d_h=1.0, d_h_constant=0.8) == "divergent"
+    assert diagnose(osc * 100, d_h=0.1, d_h_constant=0.8) == "divergent"
+    assert diagnose(osc, d_h=0.79, d_h_constant=0.8) == "no better than a constant"
+    assert diagnose(osc, d_h=0.1, d_h_constant=0.8) == "ok"
+
+
+@pytest.mark.parametrize("kind", ["white noise", "constant", "constant 1-d"])
+def test_no_dynamics_is_a_plain_statement(kind):
+    rng = np.random.default_rng(0)
+    x = {"white noise": rng.normal(size=(4000, 3)), "constant": np.full((4000, 2), 3.5),
+         "constant 1-d": np.zeros(3000)}[kind]
+    r = dr.reconstruct(x)
+    assert r.model is None and r.verdict == "no dynamics"
+    assert r.message.startswith("No reconstructable dynamics")
+    assert ("constant" if kind.startswith("constant") else "white noise") in r.message
+
+
+def test_analysis_finds_time_scales():
+    t = np.arange(60_000) * 0.01
+    # a slow oscillation sampled 5 000 times per period: sub-sampled
+    slow = np.stack([np.sin(2 * np.pi * t / 50), np.cos(2 * np.pi * t / 50)], 1)
+    a = analyse(slow)
+    assert a.period == pytest.approx(5000, rel=0.2) and a.subsample > 10
+    assert a.statement is None and a.predictability < 0.05
+    # fast spikes on slow bursts: sub-sampling is limited by the fast component
+    burst = (np.sin(2 * np.pi * t / 50) > 0) * np.sin(2 * np.pi * t / 0.5)
+    b = analyse(np.stack([burst, np.sin(2 * np.pi * t / 50)], 1))
+    assert b.subsample <= 5
+    # constant channels are set aside
+    c = analyse(np.stack([np.sin(t), np.zeros_like(t), np.cos(t)], 1))
+    assert c.channels == [0, 2] and c.n_dims == 2
+
+
+def test_plan_follows_budget_and_dimension():
+    a3 = SeriesAnalysis(100_000, 3, [0, 1, 2], 0.01, 75.0, 30.0, 20.0, 1, 80, 2)
+    small, large = plan(a3, 30.0), plan(a3, 600.0)
+    assert small.n_members < large.n_members
+    assert large.n_steps >= small.n_steps
+    assert {e.latent for e in large.ensembles} == {3}
+    assert {e.observation for e in large.ensembles} == {"identity"}
+    a64 = SeriesAnalysis(100_000, 64, list(range(64)), 0.2, 40.0, 10.0, 10.0, 1, 40, 14)
+    p = plan(a64, 600.0)
+    assert {e.observation for e in p.ensembles} == {"affine"}
+    assert {e.latent for e in p.ensembles} == {16}
+    assert plan(a3, 30.0, n_steps=123).n_steps == 123
+    assert {e.hidden for e in plan(a3, 600.0, hidden=40).ensembles} == {40}
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("10min", 600), ("1.5h", 5400),
+                                           ("2 minutes", 120), ("45", 45), (30, 30)])
+def test_parse_budget(text, seconds):
+    assert parse_budget(text) == seconds
+
+
+def test_cli_writes_the_grid(lorenz, tmp_path, capsys):
+    x, t = lorenz
+    np.save(tmp_path / "train.npy", x)
+    np.save(tmp_path / "test.npy", t)
+    out = tmp_path / "run"
+    rc = main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--test",
+               str(tmp_path / "test.npy"), "--budget", "5s", "--steps", "30", "--out",
+               str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "grid (" in text and "state-space divergence" in text
+    for name in ("model.eqx", "config.toml", "grid.csv", "grid.md", "history.nc",
+                 "measures.json", "verdict.txt", "generated.nc", "attractor.png"):
+        assert (out / name).exists(), name
+    rows = (out / "grid.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("member,latent,hidden") and len(rows) >= 3
+    assert sum(r.endswith(",True") for r in rows[1:]) == 1
+    measures = json.loads((out / "measures.json").read_text())
+    assert measures["verdict"] in ("ok", "fixed point", "divergent", "no better than a constant")
+    assert measures["n_steps"] == 30 and measures["grid_members"] == len(rows) - 1
+    # the kept setting is a runnable configuration
+    cfg = (out / "config.toml").read_text()
+    assert "[model]" in cfg and "n_steps = 30" in cfg
+    # a second run into the same folder is refused without --overwrite
+    assert main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--budget", "5s",
+                 "--steps", "30", "--out", str(out), "--no-progress"]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["noise", "constant"])
+def test_cli_no_dynamics(kind, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 2)) if kind == "noise" else np.full((3000, 2), 7.0)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "run"
+    assert main(["reconstruct", "--data", str(tmp_path / "x.npy"), "--out", str(out),
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "No reconstructable dynamics" in text
+    assert not (out / "model.eqx").exists()
+    assert json.loads((out / "measures.json").read_text())["verdict"] == "no dynamics"
