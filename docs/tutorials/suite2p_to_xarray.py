@@ -1,9 +1,12 @@
-"""From a suite2p folder to an xarray recording: read, correct, normalise, look.
+"""From a suite2p folder to a fitted latent model: read, correct, normalise, look, fit.
 
 The tutorial makes a small synthetic suite2p folder with `dr.io.synthetic_suite2p` (so it runs
 anywhere; point `FOLDER` at your own `suite2p/` output instead), reads it with
 `dr.io.open_recording`, applies neuropil correction, dF/F and z-scoring from `dr.preprocess`,
-saves the result as NetCDF and draws rasters of each stage.
+saves the result as NetCDF and draws rasters of each stage; then it fits a clipped shallow
+PLRNN with adaptive generalized teacher forcing to the first three principal components and
+draws the model's free run against held-out data in those components. The command line does
+the same in one step: `dynrnn reconstruct --data FOLDER --rate 30`.
 
     python docs/tutorials/suite2p_to_xarray.py [--small] [--out DIR]
 """
@@ -31,7 +34,7 @@ args = options("suite2p_to_xarray", __doc__)
 t0 = time.perf_counter()
 
 # 1. A suite2p folder: plane0/ with F.npy, Fneu.npy, spks.npy, iscell.npy, ops.npy, stat.npy.
-n_neurons, n_frames = (20, 600) if args.small else (60, 3000)
+n_neurons, n_frames = (20, 1000) if args.small else (60, 3000)
 FOLDER = dr.io.synthetic_suite2p(args.out / "suite2p", n_neurons=n_neurons, n_frames=n_frames,
                                  rate=30.0, key=jr.key(0))
 
@@ -76,4 +79,26 @@ ax.set(xlabel="time (s)", ylabel="dF/F", title=f"one cell (neuron {int(dff.neuro
 ax.legend(loc="upper right")
 fig.tight_layout()
 fig.savefig(args.out / "one_cell.png", dpi=90)
+
+# 6. A latent dynamical model of the population: the first three principal components of the
+# z-scored activity (standardised), the first 80 % for training, the rest held out.
+pcs = dr.preprocess.pca(z, 3)
+print("variance explained by 3 PCs:", np.round(pcs.attrs["explained_variance_ratio"], 3))
+x = pcs["activity"].values
+x = (x - x.mean(0)) / x.std(0)
+cut = int(0.8 * len(x))
+n_steps = 100 if args.small else 5_000
+model = dr.models.ShallowPLRNN(latent=3, hidden=32 if args.small else 64, clipped=True,
+                               key=jr.key(1))
+result = dr.fit(model, x[:cut], n_steps=n_steps, seq_len=50, batch_size=16, key=jr.key(2),
+                optimizer=dr.training.default_optimizer(n_steps, 5e-3, 1e-5),
+                progress=not args.small)
+measures = dr.evaluate(result.model, x[cut:], lyapunov=False, prediction_steps=5)
+generated = measures.pop("generated")
+print("held-out measures:", {k: round(float(v), 3) for k, v in measures.items()})
+fig = dr.plot.attractor(x[cut:], generated, labels=["PC 1", "PC 2", "PC 3"], units="z-score",
+                        title="held-out activity (PCs) and the model's free run")
+fig.savefig(args.out / "latent_model.png", dpi=90)
+fig = dr.plot.training_curves(result.history)
+fig.savefig(args.out / "training.png", dpi=90)
 print(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s")
