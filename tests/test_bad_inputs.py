@@ -242,6 +242,29 @@ CASES = [
      ValueError, ["tau", "-0.5"]),
     ("negative kernel rise time",
      lambda c: dr.calcium.gamma_from_tau(1.0, 30.0, rise=-0.1), ValueError, ["rise", "-0.1"]),
+    # --- comparing architectures
+    ("compare with an unknown family",
+     lambda c: dr.compare({"x": {"type": "Transformerz"}}, ["lorenz63"], n_steps=1,
+                          key=jr.PRNGKey(0)), ValueError, ["models['x'].type", "Transformerz"]),
+    ("compare with an unknown task kind",
+     lambda c: dr.compare(["s6"], {"t": {"kind": "imagenet"}}, n_steps=1, key=jr.PRNGKey(0)),
+     ValueError, ["tasks['t']", "imagenet"]),
+    ("compare with an unknown measure",
+     lambda c: dr.compare(["s6"], ["lorenz63"], n_steps=1, key=jr.PRNGKey(0), measures=["D_KL"]),
+     ValueError, ["measures", "D_KL"]),
+    ("compare a model whose obs is not the task's",
+     lambda c: dr.compare({"g": {"type": "GRU", "latent": 4, "obs": 5}}, ["lorenz63"],
+                          n_steps=1, key=jr.PRNGKey(0)), ValueError,
+     ["models['g']", "obs = 5", "3"]),
+    ("compare an empty model list",
+     lambda c: dr.compare({}, ["lorenz63"], n_steps=1, key=jr.PRNGKey(0)), ValueError,
+     ["models", "non-empty"]),
+    ("compare config with a misspelt key",
+     lambda c: _cli(["compare", str(_compare_config(c, "n_step = 3\n"))]), RuntimeError,
+     ["n_step", "did you mean 'n_steps'"]),
+    ("compare config with an empty model table",
+     lambda c: _cli(["compare", str(_compare_config(c, "", models="[]"))]), RuntimeError,
+     ["models", "empty"]),
     # --- checkpoints and runs
     ("checkpoint written by an unknown version",
      lambda c: dr.load(_other_version_checkpoint(c)), dr.CheckpointError, ["version"]),
@@ -291,6 +314,12 @@ CASES = [
     ("reconstruct a series too short", lambda c: dr.reconstruct(c.x[:20]), ValueError,
      ["x", "20"]),
 ]
+
+
+def _compare_config(c, extra: str, models: str = "['s6']"):
+    path = c.tmp / "compare.toml"
+    path.write_text(f"n_steps = 2\nmodels = {models}\ntasks = ['mqar']\n{extra}")
+    return path
 
 
 def _suite2p_without_ops(c):

@@ -258,3 +258,39 @@ def test_compare_recipes_are_valid(recipe):
         assert {"ShallowPLRNN", "PLRNN", "DendPLRNN", "ALRNN", "GRU", "LTC", "CfC", "NeuralODE",
                 "NeuralSDE", "LSSL", "EchoStateNetwork", "LinearAR"} <= families
         assert any("mixer" in s for s in specs.values())
+
+
+@pytest.mark.slow
+def test_cli_compare_every_kind_of_family_on_lorenz63(tmp_path, capsys):
+    """The issue's acceptance config: ShallowPLRNN, CfC, LTC, NeuralODE, GRU, an echo state
+    network and a DSF mixer on a Lorenz-63 task through `dynrnn compare`; every cell of the
+    measures that apply is finite (λ_max is NaN only for the mixer, which has no state map).
+    About 3 minutes on 2 CPU cores."""
+    from dynrnn.cli import main
+
+    cfg = tmp_path / "families.toml"
+    cfg.write_text(
+        "n_steps = 20\nseeds = 2\nlearning_rates = [1e-3, 5e-3]\nbatch_size = 8\n"
+        "d_model = 16\nn_layers = 1\n"
+        '[models.ShallowPLRNN]\ntype = "ShallowPLRNN"\nhidden = 16\n'
+        '[models.CfC]\ntype = "CfC"\nlatent = 8\nbackbone_units = 8\n'
+        '[models.LTC]\ntype = "LTC"\nlatent = 8\n'
+        '[models.NeuralODE]\ntype = "NeuralODE"\nwidth = 8\ndepth = 1\n'
+        '[models.GRU]\ntype = "GRU"\nlatent = 8\n'
+        '[models.ESN]\ntype = "ESN"\nlatent = 50\nspectral_radius = [0.6, 0.9]\n'
+        '[models.s6]\nmixer = "s6"\nd_state = 4\n'
+        '[tasks.lorenz63]\nkind = "lorenz63"\nseq_len = 16\nn_windows = 64\n'
+        "n_generate = 3000\nn_starts = 20\n"
+    )
+    assert main(["compare", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    ds = xr.open_dataset(tmp_path / "out" / "compare.nc", engine="h5netcdf")
+    score = ds["score"].sel(task="lorenz63")
+    for m in ds["model"].values:
+        for meas in ("D_stsp", "D_H", "PE20"):
+            assert np.isfinite(score.sel(model=m, measure=meas).values).all(), (m, meas)
+        lam = score.sel(model=m, measure="lambda_max").values
+        assert np.isfinite(lam).all() if m != "s6" else np.isnan(lam).all(), m
+    assert np.isfinite(ds["train_time"].values).all() and (ds["parameters"].values > 0).all()
+    ds.close()
+    assert (tmp_path / "out" / "compare.png").exists()
+    assert (tmp_path / "out" / "compare.md").read_text().count("| lorenz63 |") == 7
