@@ -242,7 +242,7 @@ def test_lorenz_generate_keeps_model_precision(getkey):
     np.testing.assert_allclose(gen[0], model(jnp.asarray(ctx, jnp.float64))[-1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("recipe", ["compare_dsr", "compare_mqar"])
+@pytest.mark.parametrize("recipe", ["compare_dsr", "compare_mqar", "compare_lorenz63"])
 def test_compare_recipes_are_valid(recipe):
     """The shipped comparison recipes pass the configuration check and name tasks and model
     tables that build (every family on every task's data)."""
