@@ -23,10 +23,21 @@ def register(sub):
                    "are replaced); without it such a folder is refused")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show a progress bar (default: on)")
+    p.add_argument("--distributed", action="store_true",
+                   help="train across several processes (hosts): run the same command in "
+                   "every process; JAX finds them under SLURM/Open MPI, elsewhere set "
+                   "JAX_COORDINATOR_ADDRESS, DYNRNN_NUM_PROCESSES and DYNRNN_PROCESS_ID. The "
+                   "batch is split over the devices of all processes (batch_size divisible by "
+                   "their number); process 0 writes the run folder")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
+    mesh = None
+    if args.distributed:  # before anything else runs JAX
+        from ..training._distributed import initialize
+
+        mesh = initialize()
     cfg = read_config(args.config)
     if args.data:
         cfg["data"] = {**cfg.get("data", {}), "train": args.data, "test": args.test}
@@ -35,5 +46,6 @@ def main(args) -> int:
     apply_reader_options(cfg, args)
     if args.steps is not None:
         cfg["training"]["n_steps"] = args.steps
-    run_reconstruction(cfg, out=args.out, progress=args.progress, overwrite=args.overwrite)
+    run_reconstruction(cfg, out=args.out, progress=args.progress, overwrite=args.overwrite,
+                       mesh=mesh)
     return 0

@@ -71,18 +71,34 @@ def _open_run_folder(cfg, out, overwrite: bool) -> pathlib.Path:
 
 
 def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = True,
-                       overwrite: bool = False, echo=print) -> dict:
-    """Train, evaluate and write a run folder. Returns the measures."""
+                       overwrite: bool = False, echo=print, mesh=None) -> dict:
+    """Train, evaluate and write a run folder. Returns the measures.
+
+    With a `mesh` over several processes (`dynrnn fit --distributed`) every process loads the
+    data and trains; an error in any of them stops all; process 0 alone writes the run folder,
+    prints and evaluates (the others return `{}`).
+    """
     import dynrnn as dr
 
+    from ..training._distributed import Processes
+
+    processes = Processes(mesh)
+    if not processes.writer:
+        echo = _quiet
     validate(cfg, "(after the command line's options)")
     t0 = time.perf_counter()
-    x_train, x_fit, x_val, x_test, attrs, data = _load_data(cfg, echo)
+
+    def setup():
+        loaded = _load_data(cfg, echo)
+        k_model, k_fit = model_key(cfg)
+        model = build_model(cfg["model"], loaded[0].shape[1], k_model)
+        return loaded, k_fit, model, build_teacher_forcing(cfg["teacher_forcing"])
+
+    (x_train, x_fit, x_val, x_test, attrs, data), k_fit, model, tf = processes.agree(setup)
     tr = cfg["training"]
-    k_model, k_fit = model_key(cfg)
-    model = build_model(cfg["model"], x_train.shape[1], k_model)
-    tf = build_teacher_forcing(cfg["teacher_forcing"])
-    run_dir = _open_run_folder(cfg, out, overwrite)
+    # The writer opens the folder (its name may hold the time); every process gets the name.
+    run_dir = pathlib.Path(processes.on_writer(
+        lambda: str(_open_run_folder(cfg, out, overwrite)).encode()).decode())
     echo(f"run folder: {run_dir}")
     model_table = {k: v for k, v in cfg["model"].items() if k != "type"}
     echo(f"model: {type(model).__name__} {json.dumps(model_table)}")
@@ -93,7 +109,7 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
                                                 every=int(tr.get("eval_every", 5000))))
     try:
         result = _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir, overwrite,
-                      callbacks)
+                      callbacks, mesh)
     except dr.TrainingDivergedError as e:
         if data.standardised:
             raise
@@ -105,6 +121,8 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
         )
         err.result, err.step = getattr(e, "result", None), getattr(e, "step", None)
         raise err from e
+    if not processes.writer:
+        return {}
     train_time = time.perf_counter() - t0
     # The final model is reported (reference protocol); `checkpoints/best.eqx` keeps the one
     # with the best held-out D_stsp on the validation piece.
@@ -123,7 +141,12 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     return measures
 
 
-def _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir, overwrite, callbacks):
+def _quiet(*args, **kwargs):
+    pass
+
+
+def _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir, overwrite, callbacks,
+         mesh=None):
     return dr.fit(
         model, x_fit,
         loss=dr.training.Reconstruction(tf, seq_len=int(tr["seq_len"]),
@@ -133,7 +156,7 @@ def _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir, overwrite,
             float(tr.get("final_learning_rate", 1e-6))),
         n_steps=n_steps, batch_size=int(tr["batch_size"]), key=k_fit, progress=progress,
         checkpoint_dir=dr.training.Checkpointing(run_dir / "checkpoints", overwrite=overwrite),
-        callbacks=callbacks, steps_per_call=int(tr.get("steps_per_call", 250)),
+        callbacks=callbacks, steps_per_call=int(tr.get("steps_per_call", 250)), mesh=mesh,
     )
 
 

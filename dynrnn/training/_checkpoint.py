@@ -135,12 +135,14 @@ def save(path, model, *, extra=None, **metadata) -> pathlib.Path:
     return path
 
 
-def read_header(path) -> tuple[dict, bytes]:
-    """Validate a checkpoint file and return `(header, payload)`."""
+def read_header(path, data: bytes | None = None) -> tuple[dict, bytes]:
+    """Validate a checkpoint file (or its bytes `data`, read elsewhere: a fit over several
+    processes reads the file in process 0 only) and return `(header, payload)`."""
     path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint `path` {str(path)!r} does not exist.")
-    data = path.read_bytes()
+    if data is None:
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint `path` {str(path)!r} does not exist.")
+        data = path.read_bytes()
     if len(data) < len(MAGIC) + 8 or not data.startswith(MAGIC):
         raise CheckpointError(
             f"{str(path)!r} is not a dynrnn checkpoint (missing magic bytes; "
@@ -221,7 +223,14 @@ def load(path, *, like=None, extra_like=None, return_metadata: bool = False):
 
     **Raises:** `FileNotFoundError`; `CheckpointError` for truncated, corrupt or foreign files.
     """
-    header, payload = read_header(path)
+    return load_parts(path, *read_header(path), like=like, extra_like=extra_like,
+                      return_metadata=return_metadata)
+
+
+def load_parts(path, header: dict, payload: bytes, *, like=None, extra_like=None,
+               return_metadata: bool = False):
+    """`load` of a file already read and validated by `read_header` (`path` names it in
+    errors)."""
     if like is None:
         like = _skeleton(header, path)
     buf = io.BytesIO(payload)

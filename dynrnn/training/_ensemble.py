@@ -5,6 +5,8 @@ All members share the data, the objective and the batch shape; they differ in th
 parameters (seeds), and optionally in a constant GTF α and the learning rate. The update of
 `dr.fit` (`_update.trainer`) is `jax.vmap`-ed over the members, and with a `mesh` the member
 axis is sharded over its devices (`NamedSharding`), so one compiled program trains them all.
+A mesh over several processes places on each process only its own devices' members; the
+losses and the trained members are gathered into every process (`_distributed.py`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import xarray as xr
 from .._errors import DynrnnValueError, check_positive
 from ..forcing import GTF
 from ..models._base import model_dtype
+from ._distributed import Processes
 from ._fit import _key_data
 from ._loop import ProgressBar, Run, step_function, wall_clock
-from ._objective import Reconstruction, objective_from
+from ._objective import Reconstruction, fingerprint, objective_from
 from ._update import set_learning_rate, trainer
 
 
@@ -91,7 +94,8 @@ def _train_members(run: Run, run_chunk, prepared, keys, steps_per_call: int, pro
     try:
         for c in range(math.ceil(n_steps / steps_per_call)):
             start = c * steps_per_call
-            (P, S), (v, a, _) = run_chunk(P, S, prepared, keys, jnp.asarray(start))
+            (P, S), outs = run_chunk(P, S, prepared, keys, jnp.asarray(start))
+            v, a, _ = run.processes.fetch(outs)
             end = min(start + steps_per_call, n_steps)
             hist["loss"][:, start:end] = np.asarray(v).T[:, : end - start]
             hist["alpha"][:, start:end] = np.asarray(a).T[:, : end - start]
@@ -132,19 +136,42 @@ def fit_ensemble(
     - `key`: member `i` uses `fold_in(key, i)` (so member `i` repeats
       `dr.fit(..., key=fold_in(key, i))` with the same optimiser).
     - `mesh`: a `jax.sharding.Mesh` with an axis `"ensemble"`: members are sharded over it.
+      A mesh over the devices of several JAX processes trains across them (every process
+      makes the same call; each materialises and trains the members of its own devices, shows
+      progress only in process 0, and gets all trained members back; an error in any process
+      is raised in all).
 
     **Returns:** an `EnsembleResult`. A member whose loss becomes non-finite stops there (its
     last good parameters are kept; `diverged` says where) while the others go on.
     """
-    check_positive(n_steps, "n_steps", integer=True)
-    check_positive(steps_per_call, "steps_per_call", integer=True)
-    _key_data(key)
-    objective = objective_from(loss, teacher_forcing, None, seq_len)
-    lrs = _check_members(models, alphas, learning_rates, objective)
+    processes = Processes(mesh)
+
+    def setup():
+        check_positive(n_steps, "n_steps", integer=True)
+        check_positive(steps_per_call, "steps_per_call", integer=True)
+        key_data = _key_data(key)
+        objective = objective_from(loss, teacher_forcing, None, seq_len)
+        lrs = _check_members(models, alphas, learning_rates, objective)
+        if mesh is not None and "ensemble" not in mesh.axis_names:
+            raise DynrnnValueError(
+                f"`mesh` must have an axis named 'ensemble', got {mesh.axis_names}."
+            )
+        prepared = objective.prepare(models[0], data)
+        params = [eqx.filter(m, eqx.is_inexact_array) for m in models]
+        return objective, lrs, prepared, params, key_data
+
+    def settings(r):
+        objective, lrs, prepared, params, key_data = r
+        return dict(objective=objective.describe(), n_steps=n_steps, batch_size=batch_size,
+                    steps_per_call=steps_per_call, key=key_data, alphas=alphas,
+                    learning_rates=lrs, final_learning_rate_ratio=final_learning_rate_ratio,
+                    data=fingerprint(prepared), parameters=fingerprint(params))
+
+    # With several processes, an error in any of them stops all, and they must agree on the
+    # data, the settings and the members (`_distributed.Processes.agree`).
+    objective, lrs, prepared, params, _ = processes.agree(setup, same=settings)
     n = len(models)
-    prepared = objective.prepare(models[0], data)
     optimizer = objective.default_optimizer(n_steps)
-    params = [eqx.filter(m, eqx.is_inexact_array) for m in models]
     static = eqx.partition(models[0], eqx.is_inexact_array)[1]
     step = trainer(objective, optimizer, static)
     dtype = model_dtype(models[0]) or jnp.result_type(float)
@@ -155,13 +182,11 @@ def fit_ensemble(
     P, S = stack(params), stack(states)
     keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(n))
     if mesh is not None:
-        from jax.sharding import NamedSharding, PartitionSpec
+        from jax.sharding import PartitionSpec
 
-        if "ensemble" not in mesh.axis_names:
-            raise DynrnnValueError(
-                f"`mesh` must have an axis named 'ensemble', got {mesh.axis_names}."
-            )
-        P, S, keys = jax.device_put((P, S, keys), NamedSharding(mesh, PartitionSpec("ensemble")))
+        P, S, keys = processes.place((P, S, keys), PartitionSpec("ensemble"))
+        if processes.spans:
+            prepared = processes.place(prepared)
     one = jax.vmap(step_function(step, objective, batch_size, n_steps, dtype),
                    in_axes=(0, 0, None, 0, None))
 
@@ -175,8 +200,9 @@ def fit_ensemble(
 
     t0 = wall_clock()
     run = Run(P, static, S, n_steps, {"steps_per_call": steps_per_call},
-              name=f"fit_ensemble ×{n}")
+              name=f"fit_ensemble ×{n}", processes=processes)
     P, S, hist = _train_members(run, run_chunk, prepared, keys, steps_per_call, progress)
+    P, S = processes.fetch((P, S))
     stop = np.asarray(S.stop)
     for i, s in enumerate(stop):
         if s >= 0:

@@ -15,6 +15,7 @@ import xarray as xr
 
 from .._errors import DynrnnTypeError, DynrnnValueError, TrainingDivergedError, check_positive
 from ..models._base import model_dtype
+from ._distributed import Processes
 from ._hooks import Checkpointing, Evaluation
 from ._loop import (
     AbstractHook,
@@ -145,6 +146,12 @@ def fit(
       `cb(step, model, logs)`, called after every host call; returning `True` stops training.
     - `mesh`: a `jax.sharding.Mesh` with a `"batch"` axis: data parallel over its devices
       (`batch_size` divisible by their number; the data loss must be a mean over the batch).
+      A mesh over the devices of several JAX processes (`jax.distributed.initialize()`, then
+      `Mesh(jax.devices(), ("batch",))`) trains across them: every process makes the same
+      call with the same data, model and key; each device differentiates its slice of the
+      batch; process 0 alone writes checkpoints and shows progress, every process resumes
+      from process 0's checkpoint, and an error in any process is raised in all of them. The
+      result (in every process) equals a single-process fit on a mesh of as many devices.
     - `steps_per_call`: updates per compiled host call.
 
     **Returns:** a `FitResult`.
@@ -153,25 +160,36 @@ def fit(
     checkpoint folder of another run; `TrainingDivergedError` (with `.result`, holding the last
     good model) when the loss or parameters become non-finite, naming the update.
     """
-    check_positive(n_steps, "n_steps", integer=True)
-    check_positive(batch_size, "batch_size", integer=True)
-    check_positive(steps_per_call, "steps_per_call", integer=True)
-    if not isinstance(model, eqx.Module):
-        raise DynrnnTypeError(f"`model` must be an Equinox module, got {type(model).__name__}.")
-    key_data = _key_data(key)
-    _check_mesh(mesh, batch_size)
-    objective = objective_from(loss, teacher_forcing, regularizer, seq_len)
-    prepared = objective.prepare(model, data)
-    optimizer = objective.default_optimizer(n_steps) if optimizer is None else optimizer
-    params, static = eqx.partition(model, eqx.is_inexact_array)
+    processes = Processes(mesh)
+
+    def setup():
+        check_positive(n_steps, "n_steps", integer=True)
+        check_positive(batch_size, "batch_size", integer=True)
+        check_positive(steps_per_call, "steps_per_call", integer=True)
+        if not isinstance(model, eqx.Module):
+            raise DynrnnTypeError(
+                f"`model` must be an Equinox module, got {type(model).__name__}.")
+        key_data = _key_data(key)
+        _check_mesh(mesh, batch_size)
+        objective = objective_from(loss, teacher_forcing, regularizer, seq_len)
+        prepared = objective.prepare(model, data)
+        opt = objective.default_optimizer(n_steps) if optimizer is None else optimizer
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        config = dict(objective=objective.describe(), optimizer=_optimizer_config(opt, params),
+                      n_steps=n_steps, batch_size=batch_size, steps_per_call=steps_per_call,
+                      key=key_data, model=type(model).__name__, data=fingerprint(prepared))
+        return objective, prepared, opt, params, static, config
+
+    # With several processes, an error in any of them (bad data on one host) stops all, and
+    # they must agree on the data, the settings and the initial model (`Processes.agree`).
+    objective, prepared, optimizer, params, static, config = processes.agree(
+        setup, same=lambda r: dict(r[-1], parameters=fingerprint(r[3])))
     step = trainer(objective, optimizer, static, mesh=mesh)
     state = step.init(params)
-    if mesh is not None:
+    if mesh is not None and not processes.spans:
         params, state = _replicate(mesh, (params, state))
-    config = dict(objective=objective.describe(), optimizer=_optimizer_config(optimizer, params),
-                  n_steps=n_steps, batch_size=batch_size, steps_per_call=steps_per_call,
-                  key=key_data, model=type(model).__name__, data=fingerprint(prepared))
-    run = Run(params, static, state, n_steps, config, name=f"fit {type(model).__name__}")
+    run = Run(params, static, state, n_steps, config, name=f"fit {type(model).__name__}",
+              processes=processes)
     hooks = [h if isinstance(h, AbstractHook) else Callback(h) for h in callbacks]
     evaluating = any(isinstance(h, Evaluation) for h in hooks)
     hooks.append(BestModel("D_stsp" if evaluating else "loss"))

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import CheckpointError, check_array, check_positive
-from . import _checkpoint
+from . import _checkpoint, _distributed
 from ._data import as_series_list
 from ._loop import AbstractHook, Run
 
@@ -72,6 +72,9 @@ class Checkpointing(AbstractHook):
     **Raises (on start, before the first update):** `CheckpointError` if the folder cannot be
     created or written, if it holds a run with other data or settings (naming the first
     difference), or if its `last.eqx` is unreadable.
+
+    In a fit over several processes only process 0 touches the folder: it writes the files,
+    and on start it reads them and every process resumes from the same bytes.
     """
 
     def __init__(self, directory, *, overwrite: bool = False):
@@ -99,18 +102,30 @@ class Checkpointing(AbstractHook):
         return {"state": run.state,
                 "history": {k: jnp.asarray(v) for k, v in run.history.items()}}
 
-    def start(self, run: Run):
+    def _read(self) -> bytes | None:
+        """`last.eqx` and `best.eqx` (empty if absent) packed, or None to start afresh."""
         self._check_writable()
         last = self.dir / "last.eqx"
         if not last.exists():
-            return
+            return None
         if self.overwrite:
             for name in ("last.eqx", "best.eqx"):
                 (self.dir / name).unlink(missing_ok=True)
             print(f"dynrnn: starting afresh in {self.dir} (overwrite=True)", file=sys.stderr)
+            return None
+        best = self.dir / "best.eqx"
+        return _distributed.pack([last.read_bytes(),
+                                  best.read_bytes() if best.exists() else b""])
+
+    def start(self, run: Run):
+        blob = run.processes.on_writer(self._read)
+        if blob is None:
             return
+        last_bytes, best_bytes = _distributed.unpack(blob)
+        last = self.dir / "last.eqx"
         try:
-            meta = _checkpoint.read_header(last)[0]["metadata"]
+            header, payload = _checkpoint.read_header(last, last_bytes)
+            meta = header["metadata"]
         except CheckpointError as e:
             raise CheckpointError(
                 f"cannot resume from `checkpoint_dir` {str(self.dir)!r}: {e}. Delete the folder "
@@ -128,9 +143,9 @@ class Checkpointing(AbstractHook):
                 "(--overwrite on the command line)."
             )
         try:
-            model, meta, extra = _checkpoint.load(last, like=run.model,
-                                                  extra_like=self._extra(run),
-                                                  return_metadata=True)
+            model, meta, extra = _checkpoint.load_parts(
+                last, header, payload, like=run.model, extra_like=self._extra(run),
+                return_metadata=True)
         except CheckpointError as e:
             raise CheckpointError(
                 f"cannot resume from `checkpoint_dir` {str(self.dir)!r}: {e}. Delete the folder "
@@ -143,13 +158,18 @@ class Checkpointing(AbstractHook):
         run.evaluations = {k: list(v) for k, v in meta.get("evaluations", {}).items()}
         best = meta.get("best_score")
         run.best_score = np.inf if best is None else best
-        if (self.dir / "best.eqx").exists():
-            best_model = _checkpoint.load(self.dir / "best.eqx", like=run.model)
+        if best_bytes:
+            best_path = self.dir / "best.eqx"
+            best_model = _checkpoint.load_parts(
+                best_path, *_checkpoint.read_header(best_path, best_bytes), like=run.model)
             run.best_params = eqx.filter(best_model, eqx.is_inexact_array)
-        print(f"dynrnn: resuming {run.name} from {last} at update {run.step} of {run.n_steps}",
-              file=sys.stderr)
+        if run.processes.writer:
+            print(f"dynrnn: resuming {run.name} from {last} at update {run.step} of "
+                  f"{run.n_steps}", file=sys.stderr)
 
     def after_chunk(self, run: Run) -> bool:
+        if not run.processes.writer:
+            return False
         if run.improved:
             _checkpoint.save(self.dir / "best.eqx", run.model, step=run.step,
                              score=float(run.best_score), config=run.config)

@@ -5,6 +5,10 @@ batch and noise from `fold_in(key, s)`, so a run resumed from a checkpoint repea
 what an uninterrupted run would have done. After every chunk the loop records the losses and
 calls its hooks in order: evaluation and user callbacks first, then the best-model tracker,
 the checkpoint writer and the progress bar. A hook returns `True` to stop training.
+
+When the mesh spans several processes (`_distributed.py`), every process runs this loop; the
+hooks see process-local copies of the parameters, their errors and "stop" answers are
+exchanged after every host call, and only process 0 writes and shows progress.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import xarray as xr
 from jaxtyping import PRNGKeyArray, PyTree
 
+from ._distributed import Processes
 from ._update import Trainer, TrainState, current_learning_rate
 
 
@@ -33,7 +38,9 @@ class Run:
     `step` (updates done), `n_steps`, `history` (per-update `loss`, `alpha`, `learning_rate`
     as NumPy arrays), `evaluations` (lists per measure, with `eval_step`), `logs` (the last
     chunk's summary, which hooks may extend), `best_params`, `best_score`, `improved` (whether
-    the last chunk set a new best), `config` (the settings a resumed run must share), `name`.
+    the last chunk set a new best), `config` (the settings a resumed run must share), `name`,
+    `processes` (the processes of the fit's mesh; `processes.writer` is whether this one writes
+    files).
     """
 
     params: PyTree
@@ -50,6 +57,7 @@ class Run:
     best_score: float = math.inf
     improved: bool = False
     diverged_at: int | None = None
+    processes: Processes = dataclasses.field(default_factory=Processes)
 
     def __post_init__(self):
         for name in ("loss", "alpha", "learning_rate"):
@@ -122,7 +130,7 @@ class BestModel(AbstractHook):
 
 
 class ProgressBar(AbstractHook):
-    """A `tqdm` bar of updates with the last chunk's logs."""
+    """A `tqdm` bar of updates with the last chunk's logs (shown by the writing process)."""
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
@@ -131,7 +139,8 @@ class ProgressBar(AbstractHook):
     def start(self, run):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=run.n_steps, initial=run.step, disable=not self.enabled,
+        self.bar = tqdm(total=run.n_steps, initial=run.step,
+                        disable=not (self.enabled and run.processes.writer),
                         desc=run.name, unit="step", dynamic_ncols=True)
 
     def after_chunk(self, run):
@@ -181,13 +190,24 @@ def chunk_function(one, steps_per_call: int):
 
 def train(run: Run, run_chunk, prepared, key, steps_per_call: int, hooks) -> Run:
     """Run chunks until `n_steps` updates are done, training diverged or a hook stops it."""
+    procs = run.processes
     for h in hooks:
-        h.start(run)
+        procs.agree(lambda: h.start(run))
+    if procs.spans:
+        prepared = procs.place(prepared)
+    held = placed = None  # the last local parameters and state, and their copies on the mesh
     try:
         while run.step < run.n_steps:
             start = run.step
-            (params, state), outs = run_chunk(run.params, run.state, prepared, key,
-                                              jnp.asarray(start))
+            if procs.spans and (held is None or held[0] is not run.params
+                                or held[1] is not run.state):
+                placed = procs.place((run.params, run.state))
+            params, state = placed if procs.spans else (run.params, run.state)
+            (params, state), outs = run_chunk(params, state, prepared, key, jnp.asarray(start))
+            if procs.spans:
+                placed = (params, state)
+                params, state, outs = procs.fetch((params, state, outs))
+                held = (params, state)
             end = min(start + steps_per_call, run.n_steps)
             for name, values in zip(("loss", "alpha", "learning_rate"), outs):
                 run.history[name][start:end] = np.asarray(values, np.float64)[: end - start]
@@ -202,7 +222,7 @@ def train(run: Run, run_chunk, prepared, key, steps_per_call: int, hooks) -> Run
                         "alpha": float(run.history["alpha"][end - 1])}
             if not np.isfinite(run.logs["alpha"]):
                 del run.logs["alpha"]
-            if any([h.after_chunk(run) for h in hooks]):
+            if procs.agree(lambda: any([h.after_chunk(run) for h in hooks]), vote=True):
                 break
     finally:
         for h in hooks:
