@@ -45,6 +45,17 @@ def build(table: Mapping, *, obs: int | None = None, key: PRNGKeyArray) -> Abstr
     **Raises:** `ValueError` naming the unknown type or keyword and listing what the family
     accepts.
     """
+    cls, kw = resolve(table, obs=obs)
+    return cls(**kw, key=key)
+
+
+def resolve(table: Mapping, *, obs: int | None = None) -> tuple[type, dict]:
+    """The family class and the keyword arguments `build` would call it with, after every
+    check `build` makes (known family, known keywords, `obs` agreeing with the data), without
+    building the model (cheap: nothing is drawn or compiled).
+
+    **Raises:** as `build`.
+    """
     if not isinstance(table, Mapping):
         raise DynrnnTypeError(f"a [model] table must be a mapping, got {type(table).__name__}.")
     kw = dict(table)
@@ -76,4 +87,4 @@ def build(table: Mapping, *, obs: int | None = None, key: PRNGKeyArray) -> Abstr
             f"[model] type {cls.__name__!r} does not take {', '.join(map(repr, unknown))}{hint}; "
             f"it takes {', '.join(accepted)}."
         )
-    return cls(**kw, key=key)
+    return cls, kw

@@ -33,6 +33,7 @@ import xarray as xr
 from .._errors import DynrnnTypeError, DynrnnValueError, check_positive
 from ..dsf._layers import MIXERS, n_parameters
 from ..models import AbstractLatentModel, AbstractRegressionModel, build, families
+from ..models._build import resolve
 from ..tasks._reconstruction import HIGHER_IS_BETTER, MEASURES, Reconstruction
 from ..tasks._tasks import TASKS, AbstractTask, make_task
 from ._ensemble import fit_ensemble
@@ -295,9 +296,10 @@ def _train_regression(spec, task, *, seeds, k_model) -> _Outcome:
 
 
 def _check_sizes(specs, tasks) -> None:
-    """Build every family table for every reconstruction task once before any training, so
-    that a table the data does not fit (another `obs`, an unknown keyword, a sequence task)
-    stops the comparison at once, naming the table."""
+    """Check every family table against every reconstruction task before any training (the
+    checks of `dr.models.build`, without building), so that a table the data does not fit
+    (another `obs`, an unknown keyword, a sequence task) stops the comparison at once, naming
+    the table."""
     for mname, spec in specs.items():
         if "type" not in spec:
             continue
@@ -314,7 +316,7 @@ def _check_sizes(specs, tasks) -> None:
                     "mixer there."
                 )
             try:
-                build(table, obs=task.n_dims, key=jr.PRNGKey(0))
+                resolve(table, obs=task.n_dims)
             except (DynrnnValueError, DynrnnTypeError) as e:
                 raise DynrnnValueError(f"`models[{mname!r}]` on `tasks[{tname!r}]`: {e}") from e
 
