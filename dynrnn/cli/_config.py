@@ -31,9 +31,9 @@ DEFAULT_RECONSTRUCT = {
         "update_every": 5,
     },
     "training": {
-        "n_steps": 50_000, "batch_size": 16, "seq_len": 200, "learning_rate": 5e-3,
-        "final_learning_rate": 1e-5, "noise": 0.0, "seed": 0, "eval_every": 5_000,
-        "steps_per_call": 250,
+        "n_steps": 30_000, "batch_size": 16, "seq_len": 50, "learning_rate": 5e-3,
+        "final_learning_rate": 1e-5, "noise": 0.0, "seed": 0, "eval_every": 10_000,
+        "steps_per_call": 500,
     },
     "output": {"dir": "runs"},
 }
