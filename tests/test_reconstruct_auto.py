@@ -2,6 +2,8 @@
 
 import json
 
+import jax
+import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
@@ -44,12 +46,13 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
     val = train[len(train) - int(0.2 * len(train)):]
     d_stsp, d_h = [], []
     for row, model in zip(r.grid, r.members):
-        z = model.init_state(np.asarray(val[0], np.float32))
-        zs = np.concatenate([np.asarray(z)[None], np.asarray(model.rollout(z, len(val) - 1))])
-        gen = np.stack([np.asarray(model.observe(q)) for q in zs])
+        # a free run from the validation piece's first point, 20 000 points long (D_stsp)
+        z = model.init_state(jnp.asarray(val[0]))
+        zs = jnp.concatenate([z[None], model.rollout(z, 20_000 - 1)])
+        gen = np.asarray(jax.vmap(model.observe)(zs))
         if np.all(np.isfinite(gen)) and np.abs(gen).max() < 1e6:
             ds = float(dr.metrics.state_space_divergence(val, gen, method="bins"))
-            dh = float(dr.metrics.power_spectrum_distance(val, gen))
+            dh = float(dr.metrics.power_spectrum_distance(val, gen[: len(val)]))
         else:
             ds, dh = np.inf, 1.0
         assert row["val_D_stsp"] == pytest.approx(ds, rel=1e-3, abs=1e-4)
@@ -63,9 +66,10 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
     assert kept == [expected]
     assert r.model is r.members[expected]
     assert r.settings["member"] == expected
-    assert set(r.measures) >= {"D_stsp", "D_H", "PE20", "lambda_max", "D_H_constant"}
-    assert r.verdict in ("ok", "fixed point", "divergent", "no better than a constant")
-    assert r.message and (r.verdict == "ok" or "FAILED" in r.message)
+    assert set(r.measures) >= {"D_stsp", "D_H", "PE20", "lambda_max", "D_H_constant",
+                          "D_stsp_data"}
+    assert r.verdict in ("ok", "poor", "fixed point", "divergent", "no better than a constant")
+    assert r.message and (r.verdict == "ok" or "FAILED" in r.message or "POOR" in r.message)
     table = r.grid_markdown()
     assert table.count("\n") == len(r.grid) + 1 and "**yes**" in table
 
@@ -85,6 +89,8 @@ def test_diagnose_fixed_point_divergence_and_constant():
     assert diagnose(osc * 100, d_h=0.1, d_h_constant=0.8) == "divergent"
     assert diagnose(osc, d_h=0.79, d_h_constant=0.8) == "no better than a constant"
     assert diagnose(osc, d_h=0.1, d_h_constant=0.8) == "ok"
+    assert diagnose(osc, d_h=0.1, d_h_constant=0.8, d_stsp=3.0, d_stsp_data=0.2) == "poor"
+    assert diagnose(osc, d_h=0.1, d_h_constant=0.8, d_stsp=0.9, d_stsp_data=0.2) == "ok"
 
 
 @pytest.mark.parametrize("kind", ["white noise", "constant", "constant 1-d"])
@@ -153,7 +159,8 @@ def test_cli_writes_the_grid(lorenz, tmp_path, capsys):
     assert rows[0].startswith("member,latent,hidden") and len(rows) >= 3
     assert sum(r.endswith(",True") for r in rows[1:]) == 1
     measures = json.loads((out / "measures.json").read_text())
-    assert measures["verdict"] in ("ok", "fixed point", "divergent", "no better than a constant")
+    assert measures["verdict"] in ("ok", "poor", "fixed point", "divergent",
+                                   "no better than a constant")
     assert measures["n_steps"] == 30 and measures["grid_members"] == len(rows) - 1
     # the kept setting is a runnable configuration
     cfg = (out / "config.toml").read_text()
