@@ -203,8 +203,7 @@ def analyse(x, *, max_seq_len: int = 200) -> SeriesAnalysis:
     channels = [i for i in range(n_ch) if sd[i] > 1e-9 * scale[i]]
     if not channels:
         return SeriesAnalysis(n, 0, [], math.nan, math.nan, math.nan, math.nan, 1, 0, 0,
-                              statement="the series is constant: there are no dynamics to "
-                              "reconstruct")
+                              statement="the series is constant (no channel changes)")
     z = (x[:, channels] - x[:, channels].mean(0)) / sd[channels]
     d = z.shape[1]
     freq, power = _spectrum(z)
@@ -232,9 +231,9 @@ def analyse(x, *, max_seq_len: int = 200) -> SeriesAnalysis:
     statement = None
     if predictability >= NOISE_LEVEL:
         statement = (
-            "the series is not predictable one step ahead (the best of a nearest-neighbour and "
-            f"a linear forecast leaves {100 * min(predictability, 1):.0f} % of the variance "
-            "unexplained, as white noise does): there are no reconstructable dynamics in it"
+            "the series is not predictable one step ahead: the better of a nearest-neighbour "
+            f"and a linear forecast leaves {100 * min(predictability, 1):.0f} % of its variance "
+            "unexplained, as for white noise"
         )
     return SeriesAnalysis(n, d, channels, float(predictability), float(period),
                           float(fast_period), decorrelation, subsample, seq_len, components,
