@@ -102,7 +102,8 @@ def test_seeds_train_as_one_ensemble_equal_to_separate_fits(getkey):
                                    validation_fraction=0.2)
     spec = {"type": "GRU", "latent": 4}
     ds = dr.compare({"gru": spec}, {"t": task}, n_steps=6, seeds=2, learning_rates=[2e-3],
-                    batch_size=4, measures=["D_stsp"], key=jr.PRNGKey(3))
+                    batch_size=4, measures=["D_stsp"], key=jr.PRNGKey(3), baselines=False)
+    assert list(ds["model"].values) == ["gru"]
     k_model, k_fit = jr.split(jr.PRNGKey(3), 3)[1:]
     members = [dr.models.build(spec, obs=3, key=jr.fold_in(jr.fold_in(k_model, 0), s))
                for s in (0, 1)]
@@ -151,6 +152,21 @@ def test_reconstruction_compare_every_kind_of_model(getkey):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_baselines_join_every_reconstruction_table(getkey):
+    """Reviewers ask for the closed-form baselines: compare adds the ESN and the AR model to a
+    comparison of reconstruction tasks (with their default grids), not to sequence tasks."""
+    x = np.asarray(dr.datasets.load("lorenz63_train")["state"].values[:2500], np.float64)
+    y = np.asarray(dr.datasets.load("lorenz63_test")["state"].values[:800], np.float64)
+    task = dr.tasks.Reconstruction(train=x, test=y, dt=0.01, seq_len=16, n_starts=10)
+    ds = dr.compare({"gru": {"type": "GRU", "latent": 4}}, {"t": task}, n_steps=2,
+                    learning_rates=[1e-3], batch_size=4, measures=["D_stsp"], key=getkey())
+    assert list(ds["model"].values) == ["gru", "ESN", "AR"]
+    assert list(ds["family"].values) == ["GRU", "EchoStateNetwork", "LinearAR"]
+    grid = ds.attrs["grid ESN/t"]
+    assert grid.count(";") == 11 and "spectral_radius=1.2" in grid  # 3 radii x 2 leaks x 2 ridges
+    assert np.isfinite(ds["score"].sel(model=["ESN", "AR"]).values).all()
 
 
 def test_compare_rejects_bad_tables():
@@ -223,7 +239,7 @@ def test_lorenz_reconstruction_task_on_shared_data(shared_data, getkey):
     task = dr.tasks.Lorenz63Reconstruction(train=train, test=test, seq_len=32, n_windows=256,
                                            n_generate=3_000)
     ds = dr.compare(["s6"], {"lorenz63": task}, n_steps=300, batch_size=16, d_model=16,
-                    key=getkey())
+                    key=getkey(), baselines=False)
     assert str(ds["metric"].values[0]) == "D_stsp"
     s = ds["score"].sel(model="s6", task="lorenz63", seed=0)
     assert np.isfinite(float(s.sel(measure="D_stsp")))
@@ -284,6 +300,7 @@ def test_cli_compare_every_kind_of_family_on_lorenz63(tmp_path, capsys):
     )
     assert main(["compare", str(cfg), "--out", str(tmp_path / "out")]) == 0
     ds = xr.open_dataset(tmp_path / "out" / "compare.nc", engine="h5netcdf")
+    ds.load()
     score = ds["score"].sel(task="lorenz63")
     for m in ds["model"].values:
         for meas in ("D_stsp", "D_H", "PE20"):
@@ -293,4 +310,6 @@ def test_cli_compare_every_kind_of_family_on_lorenz63(tmp_path, capsys):
     assert np.isfinite(ds["train_time"].values).all() and (ds["parameters"].values > 0).all()
     ds.close()
     assert (tmp_path / "out" / "compare.png").exists()
-    assert (tmp_path / "out" / "compare.md").read_text().count("| lorenz63 |") == 7
+    # the seven tables plus the AR baseline, which compare adds (the ESN is there already)
+    assert list(ds["model"].values)[-1] == "AR"
+    assert (tmp_path / "out" / "compare.md").read_text().count("| lorenz63 |") == 8

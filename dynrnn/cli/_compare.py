@@ -12,6 +12,7 @@ d_model = 32            # width of the DSF mixers' sequence models
 n_layers = 2
 seed = 0
 measures = ["D_stsp", "D_H", "PE20", "lambda_max"]
+baselines = true        # add the ESN and AR baselines when no table names their family
 out = "compare-dsr"     # folder for compare.nc, compare.md and compare.png
 
 [models.shPLRNN]        # one table per model: a family of dr.models and its keywords ...
@@ -70,6 +71,7 @@ TOP_KEYS = {
     "markdown": Key(TEXT, expected="a path for the Markdown table"),
     "figure": Key(TEXT + FLAG, expected="a path for the figure, or false"),
     "progress": Key(FLAG, expected="true or false"),
+    "baselines": Key(FLAG, expected="true or false (add the ESN and AR baselines)"),
     "models": Key((dict, list), None, "a table of model tables or a list of names"),
     "tasks": Key((dict, list), None, "a table of task tables or a list of kinds"),
 }
@@ -178,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         key=jr.PRNGKey(int(cfg.get("seed", 0))),
         batch_size=int(cfg.get("batch_size", 16)), d_model=int(cfg.get("d_model", 32)),
         n_layers=int(cfg.get("n_layers", 2)), measures=cfg.get("measures"),
+        baselines=bool(cfg.get("baselines", True)),
         progress=bool(args.progress or cfg.get("progress", False)), callback=report,
     )
     table = to_markdown(ds)

@@ -336,6 +336,7 @@ def compare(
     d_model: int = 32,
     n_layers: int = 2,
     measures: Sequence[str] | None = None,
+    baselines: bool = True,
     progress: bool = False,
     callback: Callable[[str, str, dict], None] | None = None,
 ) -> xr.Dataset:
@@ -366,6 +367,9 @@ def compare(
     - `batch_size`, `d_model`, `n_layers`: training batch and the mixers' size.
     - `measures`: the reconstruction measures to compute (default all of
       `dr.tasks.MEASURES`; `lambda_max` is the costliest).
+    - `baselines`: when every task is a reconstruction task, add the echo state network and
+      the linear AR model (as `"ESN"` and `"AR"`, default grids) unless `models` already has a
+      table of their family, so that every table shows what a closed-form baseline reaches.
     - `progress`: progress bars of the ensembles.
     - `callback`: `callback(model_name, task_name, row)` after each model and task.
 
@@ -402,6 +406,11 @@ def compare(
         ["D_stsp", *[m for m in measures if m != "D_stsp"]])  # the main measure is always kept
     specs = _model_specs(models)
     task_objs = _task_specs(tasks)
+    if baselines and all(isinstance(t, Reconstruction) for t in task_objs.values()):
+        present = {s["type"] for s in specs.values() if "type" in s}
+        for name, family in (("ESN", "EchoStateNetwork"), ("AR", "LinearAR")):
+            if family not in present and name not in specs:
+                specs[name] = {"type": family}
     _check_sizes(specs, task_objs)
     measures = []
     for t in task_objs.values():
