@@ -61,12 +61,17 @@ def extra_pairs() -> dict:
     return out
 
 
-def run_one(name, train, test, dt, lyapunov, budget, seed):
+GRIDS: list[str] = []
+
+
+def run_one(name, train, test, dt, lyapunov, budget, seed, seq_len=None):
     import dynrnn as dr
 
     t0 = time.perf_counter()
     r = dr.reconstruct(train, test=test, dt=dt, budget=budget, key=jr.PRNGKey(seed),
-                       lyapunov=lyapunov)
+                       lyapunov=lyapunov, seq_len=seq_len)
+    if r.model is not None:
+        GRIDS.append(f"### {name}\n\n{r.grid_markdown()}\n")
     wall = time.perf_counter() - t0
     m = r.measures
     s = r.settings
@@ -114,8 +119,11 @@ def main():
     p.add_argument("--n-train", type=int, default=50_000, help="training points per flow")
     p.add_argument("--n-test", type=int, default=100_000, help="test points per flow")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seq-len", type=int, default=None,
+                   help="fix the training window instead of choosing it from the data")
     p.add_argument("--catalogue", default=str(CATALOGUE))
-    p.add_argument("--out", default=None, help="write the table (Markdown) here")
+    p.add_argument("--out", default=None, help="write the table (Markdown) here, and every "
+                   "system's grid next to it (NAME_grids.md)")
     args = p.parse_args()
 
     import dynrnn as dr
@@ -134,7 +142,8 @@ def main():
         task = dr.tasks.Reconstruction.from_catalogue(
             name, catalogue=args.catalogue, n_train=args.n_train, n_test=args.n_test,
             key=jr.PRNGKey(args.seed))
-        row = run_one(name, task.train, task.test, task.dt, task.lyapunov, budget, args.seed)
+        row = run_one(name, task.train, task.test, task.dt, task.lyapunov, budget, args.seed,
+                      args.seq_len)
         rows.append(row)
         print(f"{name}: D_stsp {fmt(row['D_stsp'])} (data {fmt(row['D_stsp_data'])}) D_H "
               f"{fmt(row['D_H'])} λ "
@@ -144,7 +153,7 @@ def main():
     if not args.no_extra:
         for name, pair in extra_pairs().items():
             row = run_one(name, pair["train"], pair["test"], pair["dt"], pair["lyapunov"],
-                          budget, args.seed)
+                          budget, args.seed, args.seq_len)
             rows.append(row)
             print(f"{name}: D_stsp {fmt(row['D_stsp'])} D_H {fmt(row['D_H'])} "
                   f"{row['verdict']} [{row['setting']}] {row['wall']:.0f} s", flush=True)
@@ -152,7 +161,9 @@ def main():
     print()
     print(text)
     if args.out:
-        pathlib.Path(args.out).write_text(text + "\n")
+        out = pathlib.Path(args.out)
+        out.write_text(text + "\n")
+        out.with_name(out.stem + "_grids.md").write_text("\n".join(GRIDS))
 
 
 if __name__ == "__main__":

@@ -313,6 +313,8 @@ CASES = [
      lambda c: dr.reconstruct(c.x, test=c.x[:, :2]), ValueError, ["test", "2 channels", "3"]),
     ("reconstruct a series too short", lambda c: dr.reconstruct(c.x[:20]), ValueError,
      ["x", "20"]),
+    ("reconstruct with a window of 0", lambda c: dr.reconstruct(c.x, seq_len=0), ValueError,
+     ["seq_len", "0"]),
 ]
 
 

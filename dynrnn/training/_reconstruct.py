@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._errors import DynrnnValueError, check_array
+from .._errors import DynrnnValueError, check_array, check_positive
 
 
 #: The default time budget of `dr.reconstruct` and `dynrnn reconstruct --data` (seconds).
@@ -558,6 +558,7 @@ def reconstruct(
     n_steps: int | None = None,
     latent: int | None = None,
     hidden: int | None = None,
+    seq_len: int | None = None,
     lyapunov: float | None = None,
     validation_fraction: float = 0.2,
     progress: bool = False,
@@ -580,7 +581,8 @@ def reconstruct(
       `"10min"`; it sizes the grid and the update count (the same budget gives the same grid
       on every machine; a faster machine finishes sooner).
     - `key`: PRNG key (default `jax.random.PRNGKey(0)`).
-    - `n_steps`, `latent`, `hidden`: fix the update count or the model sizes.
+    - `n_steps`, `latent`, `hidden`, `seq_len`: fix the update count, the model sizes or
+      the training window (in sub-sampled steps).
     - `lyapunov`: the data's largest exponent per time unit, if known (shown next to the
       model's).
     - `validation_fraction`: the end of the training series held out for choosing (0.2).
@@ -619,8 +621,6 @@ def reconstruct(
             f"`test` has {test.shape[1]} channels but `x` has {x.shape[1]}."
         )
     if n_steps is not None:
-        from .._errors import check_positive
-
         check_positive(n_steps, "n_steps", integer=True)
     if not 0.05 <= validation_fraction < 0.9:
         raise DynrnnValueError(
@@ -644,8 +644,10 @@ def reconstruct(
     train, test_s, mean, scale = _standardise(x[::s, ch], test[::s, ch])
     dt_model = None if dt is None else float(dt) * s
     n_val = int(validation_fraction * train.shape[0])
-    seq_len = min(analysis.seq_len, max(10, (train.shape[0] - n_val) // 4),
-                  max(10, n_val // 3))
+    if seq_len is not None:
+        check_positive(seq_len, "seq_len", integer=True)
+    seq_len = min(analysis.seq_len if seq_len is None else seq_len,
+                  max(10, (train.shape[0] - n_val) // 4), max(10, n_val // 3))
     analysis = dataclasses.replace(analysis, seq_len=int(seq_len))
     plan_ = plan(analysis, seconds, n_steps=n_steps, latent=latent, hidden=hidden)
     task = Reconstruction(train=train, test=test_s, dt=dt_model, lyapunov=lyapunov,
