@@ -183,3 +183,17 @@ def test_cli_no_dynamics(kind, tmp_path, capsys):
     assert "No reconstructable dynamics" in text
     assert not (out / "model.eqx").exists()
     assert json.loads((out / "measures.json").read_text())["verdict"] == "no dynamics"
+
+
+def test_many_channels_get_an_affine_observation(lorenz):
+    """Lorenz-63 seen through 20 noisy mixed channels: an affine observation model with a
+    latent size from the principal components, trained and scored in the 20 channels."""
+    x, t = lorenz
+    rng = np.random.default_rng(2)
+    mix = rng.normal(size=(3, 20))
+    xs, ts = x @ mix + 0.05 * rng.normal(size=(len(x), 20)), t @ mix
+    r = dr.reconstruct(xs, test=ts, budget="5s", n_steps=20)
+    assert r.analysis.components <= 3
+    assert {row["observation"] for row in r.grid} == {"affine"}
+    assert {row["latent"] for row in r.grid} == {6}
+    assert r.model.n_obs == 20 and r.generated.shape[1] == 20
