@@ -118,6 +118,9 @@ def run_automatic(args, echo=print) -> int:
              f"{row['val_D_stsp']:.3g}  D_H {row['val_D_H']:.3g}")
     echo("")
     echo(result.message)
+    echo("(the verdict's figures are of a free run as long as the test series from its first "
+         "point, as dr.tasks.Reconstruction scores; the table above follows the reference "
+         "protocol: 1.25 T generated, the first 0.25 T dropped)")
     if result.suggestions:
         echo("Not tried by the grid, worth trying:")
         for s in result.suggestions:
