@@ -50,7 +50,10 @@ def test_resolve_recipe_names_and_paths(tmp_path):
     for name in names:
         path = dr.datasets.resolve_recipe(f"recipe:{name}")
         assert path == PACKAGE / "recipes" / f"{name}.toml"
-        assert "model" in tomllib.loads(path.read_text())
+        recipe = tomllib.loads(path.read_text())
+        # fit recipes hold a [model] table, comparison recipes [models.*] and [tasks.*]
+        assert ("models" in recipe and "tasks" in recipe) if name.startswith("compare_") \
+            else "model" in recipe
     assert dr.datasets.resolve_recipe("recipe:ecg_gtf.toml") == PACKAGE / "recipes/ecg_gtf.toml"
     own = tmp_path / "mine.toml"
     own.write_text("[model]\ntype = 'PLRNN'\n")
