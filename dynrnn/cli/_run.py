@@ -32,6 +32,9 @@ def _per_time_unit(value, dt):
     return value / dt if dt else value
 
 
+MIN_VALIDATION = 160  # points: D_H's smoothing kernel (sigma 20, radius 4 sigma) on both sides
+
+
 def _load_data(cfg, echo=print):
     """Training, validation and test series, their attrs and the preprocessing history from
     the [data] and [preprocess] tables (`_prepare.prepare`)."""
@@ -39,8 +42,10 @@ def _load_data(cfg, echo=print):
     data = prepare(cfg, seq_len=int(tr["seq_len"]), echo=echo)
     x_train, x_test = data.train, data.test
     n_val = int(float(tr.get("validation_fraction", 0.1)) * x_train.shape[0])
-    x_fit, x_val = (x_train[:-n_val], x_train[-n_val:]) if n_val > tr["seq_len"] else (
-        x_train, None)
+    # The held-out measures need a part longer than a training window and long enough for
+    # D_H's spectral smoothing (160 points at sigma 20); a shorter series trains on all of it.
+    x_fit, x_val = (x_train[:-n_val], x_train[-n_val:]) if n_val > max(
+        tr["seq_len"], MIN_VALIDATION) else (x_train, None)
     dt = data.dt if data.dt is not None else data.attrs.get("dt")
     attrs = dict(data.attrs, dt=float(dt) if dt else None)
     return x_train, x_fit, x_val, x_test, attrs, data
