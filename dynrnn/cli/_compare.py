@@ -91,7 +91,7 @@ def register(subparsers) -> None:
                    "`seeds` of the file)")
     p.add_argument("--out", "--output", dest="out", type=pathlib.Path, default=None,
                    help="folder for compare.nc, compare.md and compare.png (default: `out` of "
-                   "the file, else runs/compare-<config name>)")
+                   "the file, else runs/<config name>, prefixed compare- if it is not)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False,
                    help="show training progress bars (default: off)")
     p.set_defaults(func=run)
@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
     table = to_markdown(ds)
     print(table)
     folder = args.out if args.out is not None else (
-        base / cfg["out"] if "out" in cfg else pathlib.Path("runs") / f"compare-{name}")
+        base / cfg["out"] if "out" in cfg else pathlib.Path("runs") / (
+            name if name.startswith("compare") else f"compare-{name}"))
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
