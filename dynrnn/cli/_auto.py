@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from .._errors import DynrnnValueError
-from ._config import DEFAULT_RECONSTRUCT, apply_reader_options, dumps_toml, merge
+from ._config import DEFAULT_RECONSTRUCT, dumps_toml, merge, set_data
 
 
 def _folder(cfg, out, overwrite: bool) -> pathlib.Path:
@@ -46,12 +46,7 @@ def run_automatic(args, echo=print) -> int:
         if value is not None and value < 1:
             raise DynrnnValueError(f"--{name} must be an integer >= 1, got {value}.")
     cfg = merge(DEFAULT_RECONSTRUCT, {})
-    if args.data:
-        cfg["data"] = {"train": args.data, "test": args.test}
-        cfg["name"] = "reconstruct"
-    elif args.test:
-        cfg["data"]["test"] = args.test
-    apply_reader_options(cfg, args)
+    set_data(cfg, args)
     # dr.reconstruct standardises with the training statistics itself (and must see a
     # constant series as constant, not as NaN after dividing by its zero sd).
     cfg["preprocess"] = {"zscore": False}

@@ -136,16 +136,15 @@ def _fill_latent(models: dict, tasks) -> dict:
     """Family tables without `latent` get the data's dimension when the family needs one."""
     import inspect
 
-    from ..models._build import families
+    from ..models._build import family
     from ..tasks import Reconstruction
-    from ..training._compare import _family
 
     dims = {t.n_dims for t in tasks.values() if isinstance(t, Reconstruction)}
     out = {}
     for name, spec in models.items():
         spec = dict(spec) if isinstance(spec, dict) else spec
         if isinstance(spec, dict) and "type" in spec and "latent" not in spec and dims:
-            cls = _family(spec["type"]) or families().get(spec["type"])
+            cls = family(spec["type"])
             if cls is not None:
                 p = inspect.signature(cls.__init__).parameters.get("latent")
                 if p is not None and p.default is p.empty:

@@ -206,3 +206,14 @@ def model_key(cfg) -> tuple:
 
     k_model, k_fit = jr.split(jr.PRNGKey(seed))
     return k_model, k_fit
+
+
+def set_data(cfg: dict, args) -> None:
+    """The [data] table from `--data`/`--test` and the reader options (`--rate`, `--layout`,
+    `--allow-pickle`), shared by the fixed-settings and the automatic job."""
+    if args.data:
+        cfg["data"] = {"train": args.data, "test": args.test}
+        cfg["name"] = "reconstruct"
+    elif args.test:
+        cfg["data"]["test"] = args.test
+    apply_reader_options(cfg, args)

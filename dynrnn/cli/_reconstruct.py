@@ -7,9 +7,9 @@ import argparse
 from ._config import (
     DEFAULT_RECONSTRUCT,
     add_reader_options,
-    apply_reader_options,
     merge,
     read_config,
+    set_data,
 )
 from ._run import run_reconstruction
 
@@ -78,12 +78,7 @@ def main(args) -> int:
 
         return run_automatic(args)
     cfg = read_config(args.config) if args.config else merge(DEFAULT_RECONSTRUCT, {})
-    if args.data:
-        cfg["data"] = {"train": args.data, "test": args.test}
-        cfg["name"] = "reconstruct"
-    elif args.test:
-        cfg["data"]["test"] = args.test
-    apply_reader_options(cfg, args)
+    set_data(cfg, args)
     if args.steps is not None:
         cfg["training"]["n_steps"] = args.steps
     if args.hidden is not None:
@@ -96,3 +91,4 @@ def main(args) -> int:
         cfg["model"].pop("observation")  # let the model pick from the data's dimension
     run_reconstruction(cfg, out=args.out, progress=args.progress, overwrite=args.overwrite)
     return 0
+

@@ -23,6 +23,16 @@ def families() -> dict[str, type]:
     }
 
 
+def family(name) -> type | None:
+    """The latent family called `name`: a class name of `dynrnn.models` or a short name the
+    family declares (`aliases = ("ESN",)`), case ignored; `None` if there is none."""
+    known = families()
+    by_lower = {n.lower(): cls for n, cls in known.items()}
+    for cls in known.values():
+        by_lower.update({alias.lower(): cls for alias in cls.aliases})
+    return known.get(name) or by_lower.get(str(name).lower())
+
+
 def build(table: Mapping, *, obs: int | None = None, key: PRNGKeyArray) -> AbstractLatentModel:
     """A latent model from a configuration table.
 
@@ -63,10 +73,7 @@ def resolve(table: Mapping, *, obs: int | None = None) -> tuple[type, dict]:
     known = families()
     if kind is None:
         raise DynrnnValueError(f"the [model] table needs a `type`, one of {sorted(known)}.")
-    by_lower = {name.lower(): cls for name, cls in known.items()}
-    for cls in known.values():  # short names a family declares (`aliases = ("ESN",)`)
-        by_lower.update({alias.lower(): cls for alias in cls.aliases})
-    cls = known.get(kind) or by_lower.get(str(kind).lower())
+    cls = family(kind)
     if cls is None:
         raise DynrnnValueError(
             f"[model] type {kind!r} is not a latent family of dynrnn.models; choose one of "

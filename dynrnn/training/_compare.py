@@ -33,7 +33,7 @@ import xarray as xr
 from .._errors import DynrnnTypeError, DynrnnValueError, check_positive
 from ..dsf._layers import MIXERS, n_parameters
 from ..models import AbstractLatentModel, AbstractRegressionModel, build, families
-from ..models._build import resolve
+from ..models._build import family as _family, resolve
 from ..tasks._reconstruction import HIGHER_IS_BETTER, MEASURES, Reconstruction
 from ..tasks._tasks import TASKS, AbstractTask, make_task
 from ._ensemble import fit_ensemble
@@ -50,14 +50,6 @@ _SPEC_KEYS = {"learning_rates", "ridge"}  # keys of a model table that are not c
 
 
 # -- normalising the arguments ------------------------------------------------------------
-
-
-def _family(name: str):
-    known = families()
-    lower = {n.lower(): c for n, c in known.items()}
-    for cls in known.values():
-        lower.update({a.lower(): cls for a in cls.aliases})
-    return known.get(name) or lower.get(str(name).lower())
 
 
 def _model_specs(models) -> dict[str, dict]:
