@@ -17,6 +17,7 @@ from ._equivariance import (
     equivariance_error as equivariance_error,
 )
 from ._forecast import (
+    BlockBootstrap as BlockBootstrap,
     ar_predictor as ar_predictor,
     bootstrap_r2_difference as bootstrap_r2_difference,
     cosmoothing_r2 as cosmoothing_r2,
@@ -24,6 +25,7 @@ from ._forecast import (
     forward_prediction_r2 as forward_prediction_r2,
     forward_predictions as forward_predictions,
     prediction_r2 as prediction_r2,
+    readout_predictions as readout_predictions,
 )
 from ._lyapunov import lyapunov_spectrum as lyapunov_spectrum, max_lyapunov as max_lyapunov
 from ._prediction import prediction_error as prediction_error

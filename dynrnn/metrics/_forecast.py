@@ -198,13 +198,88 @@ def cosmoothing_r2(model, train, test, held_out, *, alpha: float = 0.5,
             )
         f_tr = infer_states(model, tr[:, held_in], alpha=alpha)
         f_te = infer_states(model, te[:, held_in], alpha=alpha)
+    return _r2(readout_predictions(f_tr, f_te, tr[:, held_out], ridge=ridge), te[:, held_out])
+
+
+def readout_predictions(features_train, features_test, targets_train, *,
+                        ridge: float = 1e-3) -> np.ndarray:
+    """A ridge read-out (with intercept) fitted on the training part, applied to the test part.
+
+    Features are standardised with the training statistics; the penalty is
+    `ridge · T_train · ‖W‖²` (the intercept is not penalised), so `ridge` does not depend on
+    the length of the training part. This is the read-out of co-smoothing (`cosmoothing_r2`).
+
+    **Arguments:**
+    - `features_train` `(T_train, f)`, `features_test` `(T_test, f)`: regressors.
+    - `targets_train` `(T_train, n)`: what to predict; `ridge`: L2 weight.
+
+    **Returns:** `(T_test, n)` predictions.
+    """
+    f_tr = np.asarray(features_train, np.float64)
+    f_te = np.asarray(features_test, np.float64)
+    y_tr = np.asarray(targets_train, np.float64)
     mu, sd = f_tr.mean(0), f_tr.std(0) + 1e-12
     X = np.concatenate([(f_tr - mu) / sd, np.ones((f_tr.shape[0], 1))], axis=1)
     reg = ridge * X.shape[0] * np.eye(X.shape[1])
     reg[-1, -1] = 0.0
-    coef = np.linalg.solve(X.T @ X + reg, X.T @ tr[:, held_out])
+    coef = np.linalg.solve(X.T @ X + reg, X.T @ y_tr)
     Xte = np.concatenate([(f_te - mu) / sd, np.ones((f_te.shape[0], 1))], axis=1)
-    return _r2(Xte @ coef, te[:, held_out])
+    return Xte @ coef
+
+
+class BlockBootstrap:
+    """Moving-block bootstrap of a statistic of a time series (Künsch 1989).
+
+    Consecutive frames (or consecutive prediction starts) are correlated, so resampling them one
+    by one understates the spread; resampling blocks of `block` consecutive indices keeps the
+    correlation within a block. A resample is `⌈n / block⌉` blocks with uniformly drawn starts
+    in `[0, n − block]`, concatenated and cut to `n` indices; the interval is the percentile
+    interval of the statistic over `n_boot` resamples.
+
+    ```python
+    boot = dr.metrics.BlockBootstrap(block=50, n_boot=2000, level=0.95, seed=0)
+    value, low, high = boot.interval(lambda idx: np.mean(x[idx]), len(x))
+    ```
+
+    **Arguments:**
+    - `block`: block length (indices); `n_boot`: resamples; `level`: interval level in (0, 1);
+      `seed`: NumPy seed (the same seed gives the same resamples, so statistics computed with
+      one `BlockBootstrap` on the same `n` are paired).
+    """
+
+    def __init__(self, block: int = 50, n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0):
+        check_positive(block, "block", integer=True)
+        check_positive(n_boot, "n_boot", integer=True)
+        if not 0.0 < level < 1.0:
+            raise DynrnnValueError(f"`level` must be in (0, 1), got {level!r}.")
+        self.block, self.n_boot, self.level, self.seed = int(block), int(n_boot), float(
+            level), int(seed)
+
+    def __repr__(self):
+        return (f"BlockBootstrap(block={self.block}, n_boot={self.n_boot}, level={self.level}, "
+                f"seed={self.seed})")
+
+    def indices(self, n: int) -> np.ndarray:
+        """`(n_boot, n)` resampled indices into `0 … n − 1`."""
+        block = min(self.block, n)
+        rng = np.random.default_rng(self.seed)
+        starts = rng.integers(0, n - block + 1, size=(self.n_boot, math.ceil(n / block)))
+        return (starts[..., None] + np.arange(block)).reshape(self.n_boot, -1)[:, :n]
+
+    def interval(self, statistic, n: int):
+        """The statistic on all `n` indices and its percentile interval.
+
+        **Arguments:**
+        - `statistic`: `f(indices) -> scalar or array`, evaluated on `arange(n)` and on each
+          resample.
+        - `n`: the number of indices.
+
+        **Returns:** `(value, low, high)`, each of the statistic's shape.
+        """
+        draws = np.stack([np.asarray(statistic(idx), np.float64) for idx in self.indices(n)])
+        lo, hi = np.quantile(draws, [(1 - self.level) / 2, (1 + self.level) / 2], axis=0)
+        return np.asarray(statistic(np.arange(n)), np.float64), lo, hi
 
 
 def bootstrap_r2_difference(
@@ -230,22 +305,9 @@ def bootstrap_r2_difference(
             f"`pred_a`, `pred_b`, `targets` must have the same (starts, horizon, obs) shape, got "
             f"{a.shape}, {b.shape}, {y.shape}."
         )
-    check_positive(block, "block", integer=True)
-    check_positive(n_boot, "n_boot", integer=True)
-    if not 0.0 < level < 1.0:
-        raise DynrnnValueError(f"`level` must be in (0, 1), got {level!r}.")
-    n = y.shape[0]
-    block = min(block, n)
+    boot = BlockBootstrap(block=block, n_boot=n_boot, level=level, seed=seed)
 
     def diff(idx):
         return prediction_r2(a[idx], y[idx]) - prediction_r2(b[idx], y[idx])
 
-    rng = np.random.default_rng(seed)
-    n_blocks = math.ceil(n / block)
-    offsets = np.arange(block)
-    draws = np.empty((n_boot, y.shape[1]))
-    for i in range(n_boot):
-        starts = rng.integers(0, n - block + 1, size=n_blocks)
-        draws[i] = diff((starts[:, None] + offsets).reshape(-1)[:n])
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return diff(np.arange(n)), lo, hi
+    return boot.interval(diff, y.shape[0])

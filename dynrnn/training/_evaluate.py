@@ -1,4 +1,5 @@
-"""`dr.evaluate`: the reconstruction measures under the reference protocol.
+"""`dr.evaluate`: the reconstruction measures under the reference protocol, and on a recording
+also forward prediction against AR and persistence and co-smoothing (`_evaluate_recording`).
 
 Hess et al., ICML 2023 (GTF-shPLRNN `src/evaluation.jl`): generate `⌊1.25 T⌋` steps from
 `z_1 = init_state(x_1)` of the test set (`z_1` is the first generated step), drop the first
@@ -12,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._errors import DynrnnTypeError, check_array
+from .._errors import DynrnnTypeError, DynrnnValueError, check_array
 from ..models import AbstractLatentModel
 
 
@@ -27,8 +28,34 @@ def _generate(model, x0, n):
 def generate(model, x0, n_steps: int):
     """Observations of `n_steps` states starting from `init_state(x0)` (included).
 
-    **Returns:** `(observations (n_steps, obs), states (n_steps, latent))` as NumPy arrays.
+    **Arguments:**
+    - `model`: a latent model.
+    - `x0`: the first observation `(obs,)`, or a recording (`xr.Dataset`/`xr.DataArray` on
+      `("time", "neuron")` with a rate or a time coordinate in seconds) whose first frame is
+      used.
+    - `n_steps`: number of generated steps (the first is `init_state(x0)`).
+
+    **Returns:** for an array `x0`, `(observations (n_steps, obs), states (n_steps, latent))` as
+    NumPy arrays; for a recording, an `xr.Dataset` with `activity` on `("time", neuron)` (the
+    recording's neuron coordinate) and `state` on `("time", "latent")`, `time` in seconds from
+    the recording's first frame at its rate.
     """
+    from ._evaluate_recording import activity, is_recording, rate_of
+
+    if is_recording(x0):
+        rec = activity(x0, "x0")
+        rate, t0 = rate_of(rec, "x0")
+        dim = rec.dims[1]
+        x, z = generate(model, rec.values[0], n_steps)
+        import xarray as xr
+
+        return xr.Dataset(
+            {"activity": (("time", dim), x), "state": (("time", "latent"), z)},
+            coords={"time": ("time", t0 + np.arange(x.shape[0]) / rate, {"units": "s"}),
+                    dim: rec[dim].values},
+            attrs={"rate": rate, "units": rec.attrs.get("units", "a.u."),
+                   "source": "dr.generate"},
+        )
     x, z = _generate(model, jnp.asarray(x0), int(n_steps))
     return np.asarray(x), np.asarray(z)
 
@@ -48,17 +75,96 @@ def evaluate(
     lyapunov: bool = True,
     lyapunov_steps: int = 10_000,
     max_prediction_points: int = 10_000,
+    train=None,
+    held_out=None,
+    projection=None,
+    horizon: int = 5,
+    ar_order: int = 5,
+    warmup: int = 0,
+    bootstrap=None,
+    cosmoothing_alpha: float = 0.5,
 ) -> dict:
-    """All reconstruction measures of `model` on the test series `x_test` `(time, obs)`.
+    """All reconstruction measures of `model` on the test series `x_test`; on a recording also
+    forward prediction against AR and persistence baselines and co-smoothing.
+
+    ```python
+    ev = dr.evaluate(model, test, train=train, held_out=[0, 5, 10], projection=to_pcs)
+    ev["forecast"]["r2"].sel(model=["model", "AR(5)", "persistence"])
+    ev["cosmoothing"]["mean_r2"]
+    ```
+
+    **Arguments:**
+    - `model`: a latent model (`AbstractLatentModel`).
+    - `x_test`: the test series `(time, obs)`, or a test **recording** (`xr.Dataset` with
+      `activity` on `("time", "neuron")`, or such an `xr.DataArray`) with a `rate` attr or a
+      `time` coordinate in seconds.
+    - `n_bins`, `smoothing`: of `D_stsp` and `D_H`; `prediction_steps`: `n` of `PE(n)` (`None`:
+      no PE); `lyapunov`, `lyapunov_steps`: the largest Lyapunov exponent;
+      `max_prediction_points`: start points of PE.
+
+    For a recording only:
+    - `train`: the training part of the same recording (same neurons). The AR(`ar_order`)
+      baseline is fitted on it by least squares and the co-smoothing read-out is fitted on it;
+      without it the forecast has no AR row.
+    - `held_out`: positions of neurons the model was **not** trained on (co-smoothing); the
+      model observes the other, held-in neurons.
+    - `projection`: a callable mapping held-in activity `(time, held-in neurons)` to what the
+      model observes `(time, obs)`, e.g. the principal components it was trained on (fitted on
+      the training part of the held-in neurons only, so nothing of the held-out neurons leaks);
+      `None`: the held-in neurons themselves.
+    - `horizon`: largest forecast horizon `k`; `ar_order`: the AR baseline's order; `warmup`:
+      frames before each start that force the model's state (`dr.forcing.infer_states` with
+      α = 1; 0: `init_state(x_t)`). Every row uses the same starts `t ≥ max(ar_order − 1,
+      warmup)` and targets.
+    - `bootstrap`: a `dr.metrics.BlockBootstrap` (default: blocks of 50, 2 000 resamples, 95 %).
+    - `cosmoothing_alpha`: forcing strength of the states read out in co-smoothing.
 
     **Returns:** a dict with `D_stsp` (binning for N < 6, Gaussian mixture otherwise), `D_H`
     (power-spectrum Hellinger distance), `PE` (the `prediction_steps`-step prediction error on up
     to `max_prediction_points` start points, evenly spaced), `max_lyapunov` (per step, from the
-    generated orbit's end; only with `lyapunov=True`) and `generated` (the generated series).
+    generated orbit's end; only with `lyapunov=True`) and `generated` (the generated series;
+    for a recording an `xr.DataArray` on `("time", neuron | "component")` with `time` in
+    seconds). For a recording the measures are computed on what the model observes (the
+    held-in neurons after `projection`), and the dict also holds
+    - `forecast`: an `xr.Dataset` with `r2` on `("model", "horizon")` (rows `model`,
+      `AR(p)` when `train` is given, `persistence`; a `lead_time` coordinate in seconds) and
+      `difference`, `low`, `high` on `("baseline", "horizon")`: `R²(model) − R²(baseline)`
+      and its bootstrap interval;
+    - `cosmoothing` (`None` without `held_out`): an `xr.Dataset` with `r2` on
+      `("regressors", neuron)` for the held-out neurons (`regressors`: `latent states`,
+      `held-in activity`), `mean_r2`, `median_r2`, and `difference`, `low`, `high`: mean R²
+      of the states minus that of the held-in activity, with its bootstrap interval.
+
     Models with non-finite parameters give NaN measures (reference protocol).
+
+    **Raises:** `DynrnnValueError` for a recording without a rate or time coordinate, `held_out`
+    indices out of range, repeated or covering every neuron, `held_out` without `train`, or a
+    model whose observed width does not match the held-in neurons after `projection`.
     """
     from .. import metrics
 
+    if not isinstance(model, AbstractLatentModel):
+        raise DynrnnTypeError(
+            f"`model` must have the common state interface (AbstractLatentModel), got "
+            f"{type(model).__name__}."
+        )
+    from ._evaluate_recording import evaluate_recording, is_recording
+
+    array_kw = dict(n_bins=n_bins, smoothing=smoothing, prediction_steps=prediction_steps,
+                    lyapunov=lyapunov, lyapunov_steps=lyapunov_steps,
+                    max_prediction_points=max_prediction_points)
+    if is_recording(x_test):
+        return evaluate_recording(
+            model, x_test, train=train, held_out=held_out, projection=projection,
+            horizon=horizon, ar_order=ar_order, warmup=warmup, bootstrap=bootstrap,
+            cosmoothing_alpha=cosmoothing_alpha, evaluate_array=evaluate, **array_kw)
+    given = [k for k, v in dict(train=train, held_out=held_out, projection=projection).items()
+             if v is not None]
+    if given:
+        raise DynrnnValueError(
+            f"`{given[0]}` applies to a recording (xr.Dataset/DataArray with a time "
+            "coordinate); `x_test` is an array."
+        )
     if not isinstance(model, AbstractLatentModel):
         raise DynrnnTypeError(
             f"`model` must have the common state interface (AbstractLatentModel), got "
