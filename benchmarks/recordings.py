@@ -4,7 +4,7 @@ prediction, and of one trained with GTF, vs least-squares AR baselines) and spik
 inference on spikefinder set 5 (Pearson r at 40 ms bins vs a naive AR(1) inverse filter).
 
     python benchmarks/recordings.py [--steps 3000] [--frames 16919] [--seeds 3]
-        [--parts prediction,headroom,gtf,spikefinder]
+        [--parts prediction,headroom,gtf,evaluate,spikefinder]
 
 Prints Markdown tables (recorded in benchmarks/log/RESULTS.md, section `## recordings`).
 """
@@ -32,7 +32,9 @@ def main(argv=None):
     parser.add_argument("--parts", default="prediction,headroom,gtf,spikefinder",
                         help="comma-separated: prediction (shPLRNN started at AR(p)), headroom "
                              "(linear vs random-feature regression), gtf "
-                             "(shPLRNN + GTF and co-smoothing), spikefinder")
+                             "(shPLRNN + GTF and co-smoothing), evaluate (one dr.evaluate "
+                             "call per model: forecast vs AR and persistence, co-smoothing), "
+                             "spikefinder")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     jax.config.update("jax_enable_x64", False)
@@ -63,6 +65,20 @@ def main(argv=None):
         print("co-smoothing (every 5th neuron held out; ridge read-out fitted on the training "
               "part), test R² of the 15 held-out neurons\n")
         print(zebrafish_tectum.cosmoothing_table(rows) + "\n")
+    if "evaluate" in parts:
+        import dynrnn as dr
+
+        for seed in range(args.seeds):
+            out = zebrafish_tectum.evaluate_recording(steps=args.steps, seed=seed)
+            print(f"### zebrafish tectum, dr.evaluate on the recording (seed {seed}): every 5th "
+                  f"neuron ({out['held_out'].size}) held out, {out['pcs']} whitened PCs of the "
+                  f"held-in neurons ({out['explained']:.0%} of their variance), "
+                  f"{out['train']} train / {out['test']} test frames at 2.2 Hz\n")
+            for name, (ev, fit_s, eval_s) in out["models"].items():
+                print(f"#### {name} (training {fit_s:.0f} s, dr.evaluate {eval_s:.0f} s)\n")
+                print(f"D_stsp {ev['D_stsp']:.3f}, D_H {ev['D_H']:.3f}, PE(20) {ev['PE']:.3f}, "
+                      f"largest Lyapunov exponent {ev['max_lyapunov'] * 2.2:.3f} per s\n")
+                print(dr.training.evaluation_markdown(ev) + "\n")
     if "spikefinder" not in parts:
         return
     sf = spikefinder.run(frames=args.frames)

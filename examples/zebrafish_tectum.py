@@ -301,6 +301,76 @@ def cosmoothing(*, steps: int = 3000, pcs: int = 10, latent: int = 15, hidden: i
     }
 
 
+def evaluate_recording(*, pcs: int = 10, every: int = 5, steps: int = 3000, horizon: int = 5,
+                       ar_order: int = 5, seed: int = 0, n_boot: int = 2000,
+                       prediction_steps: int = 2000) -> dict:
+    """One `dr.evaluate` call per model on the test part of the recording: forward prediction
+    (model, AR(`ar_order`) fitted on the training part, persistence, bootstrap intervals) and
+    co-smoothing of the held-out neurons, with the reconstruction measures.
+
+    Every `every`-th neuron is held out before anything is fitted; `pcs` whitened principal
+    components of the training part of the **held-in** neurons are what the models see (the
+    `projection` passed to `dr.evaluate`). Two models: a clipped shallow PLRNN trained with
+    GTF(0.5) for reconstruction (as `run`), and an unclipped delay-embedded shallow PLRNN started
+    at the least-squares AR(`ar_order`) of the first 85 % of the training part and trained for
+    `horizon`-step prediction with validation early stopping on the last 15 % (as
+    `run_prediction`, with the order fixed instead of chosen). Returns
+    `{name: (evaluation, seconds of training)}` and the split sizes.
+    """
+    import optax
+
+    train, test = load()
+    n = train.sizes["neuron"]
+    held_out = np.arange(0, n, every)
+    held_in = np.setdiff1d(np.arange(n), held_out)
+    a_tr = train["activity"].values[:, held_in]
+    mu = a_tr.mean(0)
+    _, s, vt = np.linalg.svd(a_tr - mu, full_matrices=False)
+    sd = s[:pcs] / np.sqrt(a_tr.shape[0])
+
+    def projection(x):
+        return (x - mu) @ vt[:pcs].T / sd
+
+    x_tr = projection(a_tr)
+    key = jr.PRNGKey(seed)
+    models, seconds = {}, {}
+
+    t0 = time.perf_counter()
+    gtf = dr.fit(dr.models.ShallowPLRNN(latent=15, hidden=50, obs=pcs, key=key), x_tr,
+                 loss=dr.training.Reconstruction(dr.GTF(0.5), seq_len=3, noise=0.3),
+                 n_steps=steps, batch_size=32, key=jr.fold_in(key, 1), progress=False,
+                 optimizer=dr.training.default_optimizer(steps, 5e-3, 5e-5))
+    models["shPLRNN + GTF(0.5), reconstruction objective"] = (gtf.model, 0)
+    seconds["shPLRNN + GTF(0.5), reconstruction objective"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    n_fit = int(round(0.85 * x_tr.shape[0]))
+    start = dr.models.ShallowPLRNN(latent=pcs * ar_order + 20, hidden=2 * pcs * ar_order + 20,
+                                   obs=pcs, clipped=False, observation="identity", key=key)
+    start = dr.training.ar_init(start, x_tr[:n_fit], ar_order)
+    loss = dr.training.PredictionLoss(ar_order - 1, horizon)
+    stopper = dr.training.EarlyStopping(loss, *loss.windows(x_tr[n_fit:], dtype=np.float32),
+                                        patience=5, initial=start)
+    dr.fit(start, loss.windows(x_tr[:n_fit], dtype=np.float32), loss=loss,
+           n_steps=prediction_steps, batch_size=64, key=jr.fold_in(key, 1), progress=False,
+           steps_per_call=100, optimizer=optax.adamw(3e-5, weight_decay=1e-2),
+           callbacks=[stopper])
+    name = (f"shPLRNN started at AR({ar_order}), trained for {horizon}-step prediction "
+            f"(early-stopped at update {stopper.best_step})")
+    models[name] = (stopper.best_model, ar_order - 1)
+    seconds[name] = time.perf_counter() - t0
+
+    boot = dr.metrics.BlockBootstrap(block=50, n_boot=n_boot, level=0.95, seed=seed)
+    out = {}
+    for name, (model, warmup) in models.items():
+        t0 = time.perf_counter()
+        ev = dr.evaluate(model, test, train=train, held_out=held_out, projection=projection,
+                         horizon=horizon, ar_order=ar_order, warmup=warmup, bootstrap=boot)
+        out[name] = (ev, seconds[name], time.perf_counter() - t0)
+    return dict(models=out, held_out=held_out, train=x_tr.shape[0], test=test.sizes["time"],
+                pcs=pcs, explained=float((s[:pcs] ** 2).sum() / (s**2).sum()))
+
+
 def prediction_table(out: dict) -> str:
     """The rows of `run_prediction` and the bootstrap row as a Markdown table."""
     lines = [table(out, digits=4)]

@@ -97,7 +97,8 @@ def dumps_toml(cfg: dict) -> str:
 
 
 def add_reader_options(p) -> None:
-    """`--rate`, `--layout`, `--allow-pickle`: how to read a recording (the [data] keys)."""
+    """`--rate`, `--layout`, `--allow-pickle`: how to read a recording (the [data] keys), and
+    `--held-out-neurons` (`[evaluation] held_out_neurons`)."""
     p.add_argument("--rate", type=float, help="sampling rate in Hz (required for recordings "
                    "that hold none: CSV, suite2p without a readable ops.npy; overrides the "
                    "file's rate otherwise)")
@@ -108,9 +109,18 @@ def add_reader_options(p) -> None:
                    help="allow reading pickled files (suite2p ops.npy, stat.npy, object "
                    "arrays); loading a pickle can run arbitrary code, so only for trusted "
                    "files")
+    p.add_argument("--held-out-neurons", metavar="auto|K|I,J,...",
+                   help="neurons kept out of the fit for co-smoothing: 'auto' (default: every "
+                   "5th neuron of a recording with >= 10 neurons), K (every K-th; 0: none) or "
+                   "a comma-separated list of positions (one position: '3,')")
 
 
 def apply_reader_options(cfg: dict, args) -> None:
+    held = getattr(args, "held_out_neurons", None)
+    if held is not None:
+        from ._prepare import parse_held_out
+
+        cfg.setdefault("evaluation", {})["held_out_neurons"] = parse_held_out(held)
     data = cfg.setdefault("data", {})
     if args.rate is not None:
         data["rate"] = args.rate

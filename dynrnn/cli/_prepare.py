@@ -11,6 +11,11 @@ through `dr.preprocess` and recorded in the recording's history:
 training statistics (`"auto"`: only data that is not already on a unit scale, with a printed
 note), 6. `pca` to k components fitted on the training part (components scaled to unit sd when
 z-scoring).
+
+Before steps 5 and 6 the neurons of `[evaluation] held_out_neurons` are set aside (co-smoothing,
+`dr.evaluate`): they are z-scored with their own training statistics but take no part in the
+PCA or the fit, and `RunData.recording` keeps them with the map from the held-in neurons to
+what the model sees.
 """
 
 from __future__ import annotations
@@ -33,6 +38,37 @@ PREPROCESS_DEFAULTS = {
 
 
 @dataclasses.dataclass
+class Recording:
+    """The neurons of a run before the projection the model sees, for `dr.evaluate` on the
+    recording: every neuron (held-in and held-out, after z-scoring), the held-out positions and
+    the map `projection(held-in activity) -> model input` (`None`: the identity)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    neurons: np.ndarray
+    held_out: np.ndarray
+    rate: float
+    t0_train: float
+    t0_test: float
+    units: str
+    mean: np.ndarray | None = None
+    loadings: np.ndarray | None = None
+    component_sd: np.ndarray | None = None
+
+    @property
+    def held_in(self) -> np.ndarray:
+        return np.setdiff1d(np.arange(self.train.shape[1]), self.held_out)
+
+    @property
+    def projection(self):
+        if self.loadings is None:
+            return None
+        mean, loadings = self.mean, self.loadings
+        sd = 1.0 if self.component_sd is None else self.component_sd
+        return lambda x: (x - mean) @ loadings.T / sd
+
+
+@dataclasses.dataclass
 class RunData:
     """The arrays of a run and what was done to them."""
 
@@ -43,6 +79,51 @@ class RunData:
     history: list[str]
     standardised: bool
     scale: str
+    recording: Recording | None = None
+
+
+def parse_held_out(text: str):
+    """`--held-out-neurons`: `'auto'`, `K` (every K-th neuron; 0: none) or positions `'I,J,...'`
+    (a single position as `'I,'`)."""
+    text = str(text).strip()
+    if text == "auto":
+        return text
+    try:
+        if "," in text:
+            return [int(v) for v in text.split(",") if v.strip()]
+        return int(text)
+    except ValueError:
+        raise DynrnnValueError(
+            f"--held-out-neurons {text!r}: expected 'auto', an integer K (every K-th neuron; "
+            "0: none) or comma-separated neuron positions ('3,' for one)."
+        ) from None
+
+
+def _is_neural(ds) -> bool:
+    """A recording of neurons rather than the state of a simulated or shipped system (which the
+    command line also reads as a recording) or a rate-less array."""
+    history = ds.attrs.get("history", "[]")
+    return ds.attrs.get("time_units") != "steps" and "from_state(" not in str(history)
+
+
+def held_out_positions(spec, n: int, neural: bool) -> np.ndarray:
+    """The held-out neuron positions of `[evaluation] held_out_neurons` for `n` neurons."""
+    if spec == "auto":
+        spec = 5 if neural and n >= 10 else 0
+    if isinstance(spec, list):
+        out = np.asarray(spec, int)
+        if np.any(out >= n) or out.size >= n:
+            raise DynrnnValueError(
+                f"[evaluation] held_out_neurons = {spec}: positions must be in [0, {n}) and "
+                f"leave at least one of the {n} neurons held in."
+            )
+        return np.sort(out)
+    if spec == 0:
+        return np.arange(0)
+    if spec < 2 or spec > n:
+        raise DynrnnValueError(f"[evaluation] held_out_neurons = {spec}: every {spec}-th of "
+                               f"{n} neurons would leave none held in or none out.")
+    return np.arange(0, n, spec)
 
 
 def _rate_hint(e: Exception) -> str:
@@ -197,6 +278,17 @@ def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
         raise DynrnnValueError(f"data.test has {x_test.shape[1]} dimensions after "
                                f"preprocessing but data.train has {x_train.shape[1]}.")
     history = [h for h in json.loads(train.attrs.get("history", "[]"))]
+    n_neurons = x_train.shape[1]
+    held_out = held_out_positions(cfg.get("evaluation", {}).get("held_out_neurons", "auto"),
+                                  n_neurons, _is_neural(train))
+    if held_out.size:
+        which = (f"every {_ordinal(held_out[1] - held_out[0])} from the first"
+                 if _every(held_out)
+                 else f"positions {held_out.tolist()}")
+        echo(f"co-smoothing: {held_out.size} of {n_neurons} neurons ({which}) are held out of "
+             "the fit and predicted from the model's latent states ([evaluation] "
+             "held_out_neurons = 0 or --held-out-neurons 0 fits all)")
+        history.append(f"held_out_neurons(positions={json.dumps(held_out.tolist())})")
     scale = _scale_text(x_train)
     zscore = opts["zscore"]
     standardise = zscore is True or (zscore == "auto" and unscaled(x_train))
@@ -210,6 +302,13 @@ def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
         x_train, x_test = (x_train - mean) / sd, (x_test - mean) / sd
         history.append(json.loads(z_train.attrs["history"])[-1].replace(
             "zscore(", "zscore(statistics=\"training part\", "))
+    rate = float(train.attrs["rate"])
+    recording = Recording(
+        x_train, x_test, train["neuron"].values if "neuron" in train.coords
+        else np.arange(n_neurons), held_out, rate, float(train["time"].values[0]),
+        float(test["time"].values[0]), str(train.attrs.get("units", "a.u.")))
+    if held_out.size:
+        x_train, x_test = x_train[:, recording.held_in], x_test[:, recording.held_in]
     k = int(opts["pca"])
     if k:
         n = x_train.shape[1]
@@ -222,10 +321,12 @@ def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
         loadings = fitted["loadings"].values
         mu = x_train.mean(0)
         x_train, x_test = (x_train - mu) @ loadings.T, (x_test - mu) @ loadings.T
+        recording.mean, recording.loadings = mu, loadings
         history.append(json.loads(fitted.attrs["history"])[-1])
         if standardise:
             sd = x_train.std(0)
             x_train, x_test = x_train / sd, x_test / sd
+            recording.component_sd = sd
             history.append('zscore(components=true, statistics="training part")')
         explained = fitted.attrs["explained_variance_ratio"]
         echo(f"PCA: {k} components explain {100 * sum(explained):.1f} % of the variance")
@@ -239,4 +340,18 @@ def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
     attrs = {k: v for k, v in train.attrs.items() if k != "history"}
     test_attrs = {k: v for k, v in test.attrs.items() if k != "history"}
     attrs = dict(attrs, **test_attrs)
-    return RunData(x_train, x_test, dt, attrs, history, standardise, scale)
+    # The recording measures (forecast against AR and persistence, co-smoothing) are for
+    # recordings of neurons; simulated and shipped systems keep the reference protocol alone.
+    return RunData(x_train, x_test, dt, attrs, history, standardise, scale,
+                   recording if _is_neural(train) else None)
+
+
+def _ordinal(k: int) -> str:
+    k = int(k)
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def _every(positions: np.ndarray) -> bool:
+    return positions.size > 1 and np.all(np.diff(positions) == positions[1] - positions[0]) \
+        and positions[0] == 0

@@ -48,6 +48,10 @@ def _load_data(cfg, echo=print):
         tr["seq_len"], MIN_VALIDATION) else (x_train, None)
     dt = data.dt if data.dt is not None else data.attrs.get("dt")
     attrs = dict(data.attrs, dt=float(dt) if dt else None)
+    if data.recording is not None:
+        # Not a file attr: the neurons before the projection, which `_report` evaluates on
+        # (the automatic job passes these attrs on to `_report` unchanged).
+        attrs["recording"] = data.recording
     return x_train, x_fit, x_val, x_test, attrs, data
 
 
@@ -172,8 +176,25 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
     dt = attrs["dt"]
     ev_cfg = cfg.get("evaluation", {})
     pe_n = int(ev_cfg.get("prediction_steps", 20))
-    ev = dr.evaluate(model, x_test, lyapunov=True, prediction_steps=pe_n,
-                     lyapunov_steps=int(ev_cfg.get("lyapunov_steps", 10_000)))
+    kw = dict(lyapunov=True, prediction_steps=pe_n,
+              lyapunov_steps=int(ev_cfg.get("lyapunov_steps", 10_000)))
+    view = None
+    if attrs.get("recording") is not None:
+        view = recording_view(attrs["recording"], x_train, x_test, dt, echo)
+    if view is not None:
+        test_rec, train_rec, held_out, projection = view
+        ev = dr.evaluate(
+            model, test_rec, train=train_rec, held_out=held_out if held_out.size else None,
+            projection=projection, horizon=int(ev_cfg.get("horizon", 5)),
+            ar_order=int(ev_cfg.get("ar_order", 5)),
+            bootstrap=dr.metrics.BlockBootstrap(block=int(ev_cfg.get("block", 50)),
+                                                n_boot=int(ev_cfg.get("n_boot", 2000))),
+            **kw)
+        recording = {"forecast": ev.pop("forecast"), "cosmoothing": ev.pop("cosmoothing"),
+                     "held_out": [str(v) for v in attrs["recording"].neurons[held_out]]}
+        ev["generated"] = np.asarray(ev["generated"].values)
+    else:
+        ev = dr.evaluate(model, x_test, **kw)
     x_gen = ev.pop("generated")
     # Data column: the same measures for the training data against the test set, the
     # persistence forecast for PE(n), and the system's exponent where the data card has it.
@@ -204,7 +225,83 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
     for k, label in rows:
         echo(f"{label:<44}{model_col[k]:>12.4f}{data_col[k]:>12.4f}")
     echo("(data: training series vs test set; PE: persistence forecast; λ: data card)")
-    return {"model": model_col, "data": data_col, "dt": dt}, x_gen
+    measures = {"model": model_col, "data": data_col, "dt": dt}
+    if view is not None:
+        echo("")
+        echo(dr.training.evaluation_markdown(dict(recording)))
+        measures["recording"] = recording
+    return measures, x_gen
+
+
+def recording_view(rec, x_train, x_test, dt, echo):
+    """`(test, train, held_out, projection)` for `dr.evaluate` on the recording `rec` (the
+    neurons before the projection, `_prepare.Recording`), such that the projection of the
+    held-in neurons is exactly the series the model was trained and tested on. The automatic
+    job (`dr.reconstruct`) sub-samples, sets constant channels aside and standardises again;
+    those steps are found by matching the series, and when they cannot be matched the
+    recording measures are skipped with a note (`None`)."""
+    import dynrnn as dr
+
+    held_in = rec.held_in
+    base = rec.projection or (lambda x: x)
+    step = 1
+    if dt is not None and abs(dt * rec.rate - 1) > 1e-6:
+        step = int(round(dt * rec.rate))
+    tr_in, te_in = rec.train[::step, held_in], rec.test[::step, held_in]
+    m_tr = base(tr_in)
+
+    def close(a, b):
+        return a.shape == b.shape and np.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+    projection = base
+    if not (close(m_tr, x_train) and close(base(te_in)[: len(x_test)], x_test)):
+        # dr.reconstruct: the channels that change, standardised with the training part's
+        # mean and sd (ddof = 1)
+        channels = np.flatnonzero(np.ptp(m_tr, axis=0) > 0)
+        mean = m_tr[:, channels].mean(0)
+        scale = m_tr[:, channels].std(0, ddof=1)
+
+        def projection(x):
+            return (base(x)[:, channels] - mean) / scale
+
+        if not (close(projection(tr_in), x_train)
+                and close(projection(te_in)[: len(x_test)], x_test)):
+            echo("note: the forecast and co-smoothing tables are skipped: the series the "
+                 "model saw could not be matched to the recording's neurons")
+            return None
+    n_test = len(x_test)
+    rate = rec.rate / step
+
+    def as_recording(x, t0):
+        return dr.io.from_array(x, rate=rate, units=rec.units).assign_coords(
+            time=t0 + np.arange(len(x)) / rate, neuron=rec.neurons)
+
+    return (as_recording(rec.test[::step][:n_test], rec.t0_test),
+            as_recording(rec.train[::step], rec.t0_train), rec.held_out, projection)
+
+
+def _write_recording_tables(run_dir, recording, measures):
+    """`evaluation.md` and `evaluation.nc` (groups `forecast`, `cosmoothing`), and a summary
+    in `measures.json`."""
+    import dynrnn as dr
+
+    fc, cs = recording["forecast"], recording["cosmoothing"]
+    (run_dir / "evaluation.md").write_text(
+        "# Evaluation on the recording's test part\n\n"
+        + dr.training.evaluation_markdown(recording) + "\n")
+    fc.to_netcdf(run_dir / "evaluation.nc", group="forecast", engine="h5netcdf")
+    summary = {"forecast_r2": {str(m): fc["r2"].sel(model=m).values.tolist()
+                               for m in fc["model"].values},
+               "horizon": fc["horizon"].values.tolist()}
+    if cs is not None:
+        cs.to_netcdf(run_dir / "evaluation.nc", group="cosmoothing", mode="a",
+                     engine="h5netcdf")
+        summary["cosmoothing"] = {
+            "held_out_neurons": recording["held_out"],
+            **{f"mean_r2 ({r})": float(cs["mean_r2"].sel(regressors=r))
+               for r in cs["regressors"].values},
+            "difference": [float(cs[v]) for v in ("difference", "low", "high")]}
+    measures["recording"] = summary
 
 
 def _principal_components(x_test, x_gen, k=3):
@@ -225,6 +322,9 @@ def _write_outputs(cfg, run_dir, measures, x_test, x_gen, dt, history, echo,
 
     import dynrnn as dr
 
+    recording = measures.pop("recording", None)
+    if recording is not None:
+        _write_recording_tables(run_dir, recording, measures)
     (run_dir / "measures.json").write_text(json.dumps(measures, indent=2))
     steps = np.arange(len(x_test))
     xr.Dataset(

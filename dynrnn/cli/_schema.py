@@ -38,6 +38,15 @@ def _fraction(v):
     return 0.0 <= v < 1.0
 
 
+def _held_out(v):
+    if isinstance(v, str):
+        return v == "auto"
+    if isinstance(v, list):
+        return (len(v) > 0 and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                   for i in v) and len(set(v)) == len(v))
+    return v == 0 or v >= 2
+
+
 INT = (int,)
 NUMBER = (int, float)
 TEXT = (str,)
@@ -91,6 +100,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "evaluation": {
         "lyapunov_steps": Key(INT, _positive, "an integer >= 1"),
         "prediction_steps": Key(INT, _positive, "an integer >= 1"),
+        "held_out_neurons": Key(
+            INT + TEXT + (list,), _held_out,
+            "'auto', an integer K >= 0 (every K-th neuron held out; 0: none; not 1) or a "
+            "list of distinct neuron positions >= 0"),
+        "horizon": Key(INT, _positive, "a largest forecast horizon >= 1 (frames)"),
+        "ar_order": Key(INT, _positive, "an AR baseline order >= 1"),
+        "n_boot": Key(INT, _positive, "a number of bootstrap resamples >= 1"),
+        "block": Key(INT, _positive, "a bootstrap block length >= 1"),
     },
     "output": {
         "dir": Key(TEXT, expected="a folder"),
@@ -107,7 +124,8 @@ def did_you_mean(name: str, valid) -> str:
 
 
 def _type_name(types) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list"}
     return " or ".join(dict.fromkeys(names[t] for t in types))
 
 

@@ -6,7 +6,8 @@
   style, shared by `fit` and `fit_ensemble` (which `vmap`s it);
 - the host loop with hooks (`Evaluation`, `EarlyStopping`, checkpoints, progress) behind
   `fit`;
-- `evaluate`, `save`/`load`, `compare`;
+- `evaluate` (on a recording also forward prediction and co-smoothing; `evaluation_markdown`
+  prints them), `save`/`load`, `compare`;
 - `reconstruct`: any series with the settings chosen from the data and a time budget.
 """
 
@@ -17,6 +18,7 @@ from ._checkpoint import load as load, save as save
 from ._compare import compare as compare, to_markdown as to_markdown
 from ._ensemble import EnsembleResult as EnsembleResult, fit_ensemble as fit_ensemble
 from ._evaluate import evaluate as evaluate, generate as generate
+from ._evaluate_recording import evaluation_markdown as evaluation_markdown
 from ._fit import FitResult as FitResult, fit as fit
 from ._hooks import Checkpointing as Checkpointing, Evaluation as Evaluation
 from ._loop import AbstractHook as AbstractHook, Run as Run
@@ -48,6 +50,6 @@ from ._warmstart import ar_init as ar_init
 
 __all__ = [
     "AbstractTeacherForcing", "EnsembleResult", "FitResult", "GTF", "STF", "compare",
-    "data_parallel", "evaluate", "fit", "fit_ensemble", "generate", "load", "pmean_flat",
-    "reconstruct", "save",
+    "data_parallel", "evaluate", "evaluation_markdown", "fit", "fit_ensemble", "generate",
+    "load", "pmean_flat", "reconstruct", "save",
 ]

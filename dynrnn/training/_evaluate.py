@@ -100,7 +100,8 @@ def evaluate(
       `time` coordinate in seconds.
     - `n_bins`, `smoothing`: of `D_stsp` and `D_H`; `prediction_steps`: `n` of `PE(n)` (`None`:
       no PE); `lyapunov`, `lyapunov_steps`: the largest Lyapunov exponent;
-      `max_prediction_points`: start points of PE.
+      `max_prediction_points`: start points of PE (and, on a recording, at most as many
+    forecast starts, evenly spaced).
 
     For a recording only:
     - `train`: the training part of the same recording (same neurons). The AR(`ar_order`)

@@ -166,7 +166,8 @@ def evaluate_recording(model, recording, *, train, held_out, projection, horizon
                                   f"{drop + len(gen) - 1} (the reference protocol)"},
         )
     result["forecast"] = _forecast(model, x_te, x_tr, horizon=horizon, ar_order=ar_order,
-                                   warmup=warmup, boot=boot, rate=rate)
+                                   warmup=warmup, boot=boot, rate=rate,
+                                   max_starts=kw["max_prediction_points"])
     result["cosmoothing"] = None
     if out.size:
         result["cosmoothing"] = _cosmoothing(
@@ -181,20 +182,23 @@ def _obs_coords(test, neuron_dim, held_in, projection, k):
     return "component", np.arange(k)
 
 
-def _forecast(model, x_te, x_tr, *, horizon, ar_order, warmup, boot, rate) -> xr.Dataset:
+def _forecast(model, x_te, x_tr, *, horizon, ar_order, warmup, boot, rate,
+              max_starts) -> xr.Dataset:
     from .. import metrics
 
     first = max(ar_order - 1, warmup)
+    stride = max(1, -(-(x_te.shape[0] - horizon - first) // int(max_starts)))
     pred_model, targets = metrics.forward_predictions(model, x_te, horizon, first=first,
-                                                      warmup=warmup, alpha=1.0)
+                                                      stride=stride, warmup=warmup, alpha=1.0)
     names = ["model"]
     preds = [pred_model]
     if x_tr is not None:
         A, c = metrics.fit_ar(x_tr, ar_order)
         preds.append(metrics.forward_predictions(metrics.ar_predictor(A, c), x_te, horizon,
-                                                 first=first)[0])
+                                                 first=first, stride=stride)[0])
         names.append(f"AR({ar_order})")
-    preds.append(metrics.forward_predictions(persistence, x_te, horizon, first=first)[0])
+    preds.append(metrics.forward_predictions(persistence, x_te, horizon, first=first,
+                                             stride=stride)[0])
     names.append("persistence")
     r2 = np.stack([metrics.prediction_r2(p, targets) for p in preds])
     diffs = []
@@ -218,6 +222,7 @@ def _forecast(model, x_te, x_tr, *, horizon, ar_order, warmup, boot, rate) -> xr
                               "R²(baseline) with a paired moving-block bootstrap interval "
                               "over starts",
                "starts": int(targets.shape[0]), "first_start": int(first),
+               "stride": int(stride),
                "warmup": int(warmup), "ar_order": int(ar_order),
                "ar_fitted_on": "train" if x_tr is not None else "(no train given: no AR row)",
                "block": boot.block, "n_boot": boot.n_boot, "level": boot.level,
@@ -262,3 +267,67 @@ def _cosmoothing(model, x_tr, x_te, y_tr, y_te, labels, neuron_dim, *, alpha,
                "alpha": float(alpha), "ridge": 1e-3, "block": boot.block,
                "n_boot": boot.n_boot, "level": boot.level, "seed": boot.seed},
     )
+
+
+def _ci(d, lo, hi, digits):
+    return f"{d:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def evaluation_markdown(evaluation: dict, *, digits: int = 4) -> str:
+    """The forward-prediction and co-smoothing tables of `dr.evaluate` on a recording, as
+    Markdown.
+
+    **Arguments:**
+    - `evaluation`: what `dr.evaluate(model, recording, ...)` returns (its `forecast` and
+      `cosmoothing` entries are used).
+    - `digits`: decimals of R².
+
+    **Returns:** the tables and a line on the protocol of each, as one string.
+    """
+    lines = []
+    fc = evaluation.get("forecast")
+    if fc is not None:
+        ks = fc["horizon"].values
+        lead = fc["lead_time"].values
+        lines += [
+            f"Forward prediction: R² of k-step-ahead predictions on the test part "
+            f"({fc.attrs['starts']} starts from frame {fc.attrs['first_start']}; model state "
+            + (f"forced over {fc.attrs['warmup']} earlier frames" if fc.attrs["warmup"]
+               else "from x_t") + f"; AR fitted on {fc.attrs['ar_fitted_on']}).",
+            "",
+            "| predictor | " + " | ".join(f"{k}-step ({t:.3g} s)" for k, t in zip(ks, lead))
+            + " |",
+            "|---|" + "---|" * len(ks),
+        ]
+        for name in fc["model"].values:
+            lines.append(f"| {name} | " + " | ".join(
+                f"{v:.{digits}f}" for v in fc["r2"].sel(model=name).values) + " |")
+        level = round(100 * fc.attrs["level"])
+        for b in fc["baseline"].values:
+            cells = " | ".join(_ci(*(fc[v].sel(baseline=b).values[i]
+                                     for v in ("difference", "low", "high")), digits)
+                               for i in range(len(ks)))
+            lines.append(f"| R²(model) − R²({b}), {level} % CI | {cells} |")
+        lines += ["", f"(intervals: moving-block bootstrap over starts, blocks of "
+                  f"{fc.attrs['block']}, {fc.attrs['n_boot']} resamples, paired)"]
+    cs = evaluation.get("cosmoothing")
+    if cs is not None:
+        dim = next(d for d in cs["r2"].dims if d != "regressors")
+        level = round(100 * cs.attrs["level"])
+        lines += [
+            "" if lines else None,
+            f"Co-smoothing: test R² of the {cs.sizes[dim]} held-out neurons from a ridge "
+            "read-out fitted on the training part.",
+            "",
+            "| regressors | mean R² | median R² |",
+            "|---|---|---|",
+        ]
+        for name in cs["regressors"].values:
+            lines.append(f"| {name} | {float(cs['mean_r2'].sel(regressors=name)):.{digits}f} | "
+                         f"{float(cs['median_r2'].sel(regressors=name)):.{digits}f} |")
+        lines.append(f"| mean R²(latent states) − mean R²(held-in activity), {level} % CI | "
+                     + _ci(float(cs["difference"]), float(cs["low"]), float(cs["high"]), digits)
+                     + " | |")
+        lines += ["", f"(interval: moving-block bootstrap over test frames, blocks of "
+                  f"{cs.attrs['block']}, {cs.attrs['n_boot']} resamples)"]
+    return "\n".join(line for line in lines if line is not None)
