@@ -1,7 +1,8 @@
 """Fitting models, in parts that each do one thing:
 
-- objectives (`Reconstruction`: teacher-forced reconstruction; `Supervised`), which prepare
-  the data, draw batches and give the loss;
+- objectives (`Reconstruction`: teacher-forced reconstruction; `Supervised`;
+  `CalciumReconstruction`: the fluorescence likelihood through a calcium observation), which
+  prepare the data, draw batches and give the loss;
 - the pure training step `trainer(objective, optimizer, static)` in Optax's `init`/`update`
   style, shared by `fit` and `fit_ensemble` (which `vmap`s it);
 - the host loop with hooks (`Evaluation`, `EarlyStopping`, checkpoints, progress) behind
@@ -13,6 +14,7 @@
 
 from ..forcing import GTF as GTF, STF as STF, AbstractTeacherForcing as AbstractTeacherForcing
 from ..models._diffeq.latent_ode import latent_ode_loss as latent_ode_loss
+from ._calcium import CalciumReconstruction as CalciumReconstruction
 from ._callbacks import EarlyStopping as EarlyStopping
 from ._checkpoint import load as load, save as save
 from ._compare import compare as compare, to_markdown as to_markdown
@@ -49,7 +51,7 @@ from ._warmstart import ar_init as ar_init
 
 
 __all__ = [
-    "AbstractTeacherForcing", "EnsembleResult", "FitResult", "GTF", "STF", "compare",
-    "data_parallel", "evaluate", "evaluation_markdown", "fit", "fit_ensemble", "generate",
-    "load", "pmean_flat", "reconstruct", "save",
+    "AbstractTeacherForcing", "CalciumReconstruction", "EnsembleResult", "FitResult", "GTF",
+    "STF", "compare", "data_parallel", "evaluate", "evaluation_markdown", "fit", "fit_ensemble",
+    "generate", "load", "pmean_flat", "reconstruct", "save",
 ]

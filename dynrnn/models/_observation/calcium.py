@@ -24,11 +24,44 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..._errors import DynrnnValueError, check_array, check_positive
 from ...calcium._spikes import _check_gamma, calcium_filter, deconvolve
-from .._base import AbstractObservation
+from .._base import AbstractObservation, constructor_arguments
 
 
 def _inv_softplus(x):
     return x + jnp.log(-jnp.expm1(-x))
+
+
+def tau_from_gamma(gamma) -> np.ndarray:
+    """Time constants in frames `(…, order)` of AR kernels `(…, order)`: AR(1) `−1/ln γ`;
+    AR(2) `(−1/ln d, −1/ln r)` for the roots `d ≥ r` of `z² − γ1 z − γ2` (the inverse of
+    `gamma_from_log_tau`).
+
+    **Raises:** `ValueError` naming `gamma` when a root is not real and in `(0, 1)`.
+    """
+    g = np.asarray(gamma, np.float64)
+    if g.shape[-1] == 1:
+        roots = g.copy()
+    else:
+        disc = g[..., 0] ** 2 + 4.0 * g[..., 1]
+        sq = np.sqrt(np.maximum(disc, 0.0))
+        roots = np.stack([(g[..., 0] + sq) / 2.0, (g[..., 0] - sq) / 2.0], axis=-1)
+        roots = np.where((disc < 0)[..., None], np.nan, roots)
+    if not np.all((roots > 0.0) & (roots < 1.0)):
+        raise DynrnnValueError(
+            f"`gamma`={g.tolist()} cannot be learned: the kernel's roots must be real and in "
+            "(0, 1) to have time constants (use gamma_from_tau, or learn_kernel=False)."
+        )
+    return -1.0 / np.log(roots)
+
+
+def gamma_from_log_tau(log_tau):
+    """AR coefficients from log time constants in frames (NumPy or JAX, `(…, order)`)."""
+    xp = jnp if isinstance(log_tau, jax.Array) else np
+    roots = xp.exp(-xp.exp(-log_tau))
+    if log_tau.shape[-1] == 1:
+        return roots
+    d, r = roots[..., 0], roots[..., 1]
+    return xp.stack([d + r, -d * r], axis=-1)
 
 
 class CalciumObservation(AbstractObservation):
@@ -49,22 +82,35 @@ class CalciumObservation(AbstractObservation):
       `(obs, order)` array (see `gamma_from_tau`).
     - `alpha`, `beta`: fluorescence scale and offset (scalars or `(obs,)`).
     - `noise_sd`: σ of the Gaussian fluorescence noise (used by `sample`).
+    - `learn_kernel`: make the kernel a trained parameter (default `False`: `gamma` is fixed).
+      It is stored as the logarithms of its time constants in frames, `log τ` of shape
+      `(obs, order)`: AR(1) `γ = e^{−1/τ}`; AR(2) decay and rise `d = e^{−1/τ_d}`,
+      `r = e^{−1/τ_r}`, `γ1 = d + r`, `γ2 = −d r` (`gamma_from_tau` with `τ` in seconds times
+      the frame rate), so that every update keeps a stable kernel with real, positive roots.
     - `key`: PRNG key for `W` (orthogonal: pinv(W) is well conditioned); `b = 0`.
 
-    `W`, `b`, `log α`, `β` are trained; the kernel `gamma` is fixed (a static field).
+    `W`, `b`, `log α`, `β` are trained; the kernel `gamma` is fixed (a static field) unless
+    `learn_kernel=True`, when `log_tau` is trained (`gamma` is then the current kernel).
+
+    **Raises:** `ValueError` for non-positive sizes, `alpha` or `noise_sd`, an unstable
+    `gamma`, or, with `learn_kernel=True`, a kernel whose roots are not real and in `(0, 1)`
+    (it has no time constants).
     """
 
     W: Float[Array, "obs latent"]
     b: Float[Array, " obs"]
     log_alpha: Float[Array, " obs"]
     beta: Float[Array, " obs"]
+    log_tau: Float[Array, "obs order"] | None
     kernel: tuple[tuple[float, ...], ...] = eqx.field(static=True)
     noise_sd: float = eqx.field(static=True)
+    learn_kernel: bool = eqx.field(static=True)
     n_obs: int = eqx.field(static=True)
     n_latent: int = eqx.field(static=True)
 
     def __init__(self, obs: int, latent: int, *, gamma=(0.95,), alpha=1.0, beta=0.0,
-                 noise_sd: float = 0.1, key: PRNGKeyArray, dtype=None):
+                 noise_sd: float = 0.1, learn_kernel: bool = False, key: PRNGKeyArray,
+                 dtype=None):
         check_positive(obs, "obs", integer=True)
         check_positive(latent, "latent", integer=True)
         check_positive(noise_sd, "noise_sd", strict=False)
@@ -91,8 +137,17 @@ class CalciumObservation(AbstractObservation):
         # A tuple, not an array: static fields must be hashable for `filter_jit`.
         self.kernel = tuple(tuple(float(v) for v in row) for row in g)
         self.noise_sd = float(noise_sd)
+        self.learn_kernel = bool(learn_kernel)
+        # `None` when fixed: the leaves (and so the files of `dr.save`) stay those of a model
+        # built before the kernel could be learned.
+        self.log_tau = jnp.asarray(np.log(tau_from_gamma(g)), dtype) if learn_kernel else None
         self.n_obs = obs
         self.n_latent = latent
+
+    @property
+    def hyperparameters(self) -> dict:
+        # The kernel the model was built with: a learned kernel travels in the leaves.
+        return dict(constructor_arguments(self), gamma=np.asarray(self.kernel, np.float64))
 
     @property
     def alpha(self) -> Float[Array, " obs"]:
@@ -101,25 +156,33 @@ class CalciumObservation(AbstractObservation):
 
     @property
     def gamma(self) -> np.ndarray:
-        """AR coefficients `(obs, order)`."""
-        return np.asarray(self.kernel, np.float64)
+        """AR coefficients `(obs, order)` (the current ones when the kernel is learned)."""
+        if self.log_tau is None:
+            return np.asarray(self.kernel, np.float64)
+        return gamma_from_log_tau(np.asarray(self.log_tau, np.float64))
 
     @property
     def order(self) -> int:
-        return self.gamma.shape[1]
+        return len(self.kernel[0])
 
-    def _gain(self):
-        return 1.0 / (1.0 - self.gamma.sum(axis=1))
+    def kernel_coefficients(self, dtype=None) -> Float[Array, "obs order"]:
+        """The AR coefficients as a JAX array (differentiable when the kernel is learned)."""
+        if self.log_tau is None:
+            return jnp.asarray(self.kernel, dtype or self.W.dtype)
+        return gamma_from_log_tau(self.log_tau).astype(dtype or self.W.dtype)
+
+    def _gain(self, dtype):
+        return 1.0 / (1.0 - self.kernel_coefficients(dtype).sum(axis=1))
 
     def rates(self, z: Float[Array, "*time latent"]) -> Float[Array, "*time obs"]:
         """`λ = softplus(W z + b)`."""
         return jax.nn.softplus(z @ self.W.T.astype(z.dtype) + self.b)
 
     def __call__(self, z):
-        return self.alpha * self.rates(z) * jnp.asarray(self._gain(), z.dtype) + self.beta
+        return self.alpha * self.rates(z) * self._gain(z.dtype) + self.beta
 
     def _invert(self, x):
-        lam = (x - self.beta) / (self.alpha * jnp.asarray(self._gain(), x.dtype))
+        lam = (x - self.beta) / (self.alpha * self._gain(x.dtype))
         # A floor well above 0: a data point below the offset β would otherwise send the
         # inverted state to −∞ through softplus⁻¹.
         u = _inv_softplus(jnp.maximum(lam, 1e-2)) - self.b
@@ -133,7 +196,7 @@ class CalciumObservation(AbstractObservation):
 
     def calcium(self, spikes: Float[Array, "time obs"], c0=None) -> Float[Array, "time obs"]:
         """The indicator kernel applied to spikes (or expected spikes)."""
-        return calcium_filter(spikes, jnp.asarray(self.gamma, spikes.dtype), c0)
+        return calcium_filter(spikes, self.kernel_coefficients(spikes.dtype), c0)
 
     def forward(self, zs: Float[Array, "time latent"], c0=None) -> Float[Array, "time obs"]:
         """Expected fluorescence of a latent trajectory: `α K λ(z) + β` (differentiable)."""
