@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+import xarray as xr
 
 import dynrnn as dr
 from dynrnn.cli import main as cli
@@ -315,7 +316,45 @@ CASES = [
      ["x", "20"]),
     ("reconstruct with a window of 0", lambda c: dr.reconstruct(c.x, seq_len=0), ValueError,
      ["seq_len", "0"]),
+    # --- evaluation on a recording (issue 19, item 4)
+    ("evaluate: held-out neuron out of range",
+     lambda c: dr.evaluate(c.model, _rec(c), train=_rec(c), held_out=[3]), ValueError,
+     ["held_out", "[0, 3)", "3"]),
+    ("evaluate: held_out covering every neuron",
+     lambda c: dr.evaluate(c.model, _rec(c), train=_rec(c), held_out=[0, 1, 2]), ValueError,
+     ["held_out", "all 3 neurons", "held in"]),
+    ("evaluate: held_out repeated",
+     lambda c: dr.evaluate(c.model, _rec(c), train=_rec(c), held_out=[1, 1]), ValueError,
+     ["held_out", "distinct"]),
+    ("evaluate: held_out without train",
+     lambda c: dr.evaluate(c.model, _rec(c), held_out=[1]), ValueError, ["held_out", "train"]),
+    ("evaluate: recording without a rate or time coordinate",
+     lambda c: dr.evaluate(c.model, xr.DataArray(c.x, dims=("time", "neuron"))), ValueError,
+     ["x_test", "rate", "time"]),
+    ("evaluate: held-in neurons of another width than the model",
+     lambda c: dr.evaluate(c.model, _rec(c), train=_rec(c), held_out=[0]), ValueError,
+     ["x_test", "3 dimensions", "2"]),
+    ("evaluate: train= with an array x_test",
+     lambda c: dr.evaluate(c.model, c.x, train=c.x), ValueError, ["train", "recording"]),
+    ("bootstrap level outside (0, 1)", lambda c: dr.metrics.BlockBootstrap(level=95),
+     ValueError, ["level", "(0, 1)", "95"]),
+    ("--held-out-neurons not a number or list",
+     lambda c: _cli(["reconstruct", "--data", str(c.npy()), "--rate", "10", "--steps", "2",
+                     "--held-out-neurons", "some", "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["--held-out-neurons", "some", "auto"]),
+    ("[evaluation] held_out_neurons = 1 (every neuron)",
+     lambda c: _cli(["fit", str(c.config(model={"type": "PLRNN", "latent": 3},
+                                         evaluation={"held_out_neurons": 1})), "--no-progress"]),
+     RuntimeError, ["held_out_neurons", "1", "not 1"]),
+    ("[evaluation] held_out_neurons beyond the neurons",
+     lambda c: _cli(["reconstruct", "--data", str(c.npy()), "--rate", "10", "--steps", "2",
+                     "--held-out-neurons", "0,7", "--no-progress", "--out", str(c.tmp / "r")]),
+     RuntimeError, ["held_out_neurons", "[0, 3)"]),
 ]
+
+
+def _rec(c):
+    return dr.io.from_array(c.x, rate=100.0)
 
 
 def _compare_config(c, extra: str, models: str = "['s6']"):

@@ -177,7 +177,20 @@ def test_reconstruct_suite2p_folder_with_rate(suite2p_folder, tmp_path, capsys):
     assert any(s.startswith("zscore(") for s in steps)
     generated = xr.open_dataset(out / "generated.nc", engine="h5netcdf")
     n_cells = int(np.load(suite2p_folder / "plane0" / "iscell.npy")[:, 0].sum())
-    assert generated.sizes["dim"] == n_cells and generated.attrs["rate"] == 30.0
+    # every 5th cell is held out of the fit for co-smoothing (the default for recordings)
+    held_out = len(range(0, n_cells, 5))
+    assert generated.sizes["dim"] == n_cells - held_out and generated.attrs["rate"] == 30.0
+    assert f"{held_out} of {n_cells} neurons" in text
+    table = (out / "evaluation.md").read_text()
+    for row in ("| model |", "| AR(5) |", "| persistence |", "R²(model) − R²(AR(5))",
+                "| latent states |", "| held-in activity |"):
+        assert row in table, row
+    forecast = xr.open_dataset(out / "evaluation.nc", group="forecast", engine="h5netcdf")
+    assert forecast["r2"].dims == ("model", "horizon")
+    cosmoothing = xr.open_dataset(out / "evaluation.nc", group="cosmoothing",
+                                  engine="h5netcdf")
+    assert cosmoothing.sizes["neuron"] == held_out
+    assert measures["recording"]["cosmoothing"]["held_out_neurons"]
 
 
 def test_fit_suite2p_through_preprocess_table(suite2p_folder, tmp_path, capsys):
@@ -197,8 +210,8 @@ def test_fit_suite2p_through_preprocess_table(suite2p_folder, tmp_path, capsys):
     steps = json.loads(xr.open_dataset(out / "history.nc", engine="h5netcdf")
                        .attrs["preprocessing"])
     names = [s.split("(")[0] for s in steps]
-    assert names == ["cells_only", "neuropil_correct", "dff", "split_time", "zscore", "pca",
-                     "zscore"]
+    assert names == ["cells_only", "neuropil_correct", "dff", "split_time", "held_out_neurons",
+                     "zscore", "pca", "zscore"]
     assert '"first", frames=1125' in steps[3]
     generated = xr.open_dataset(out / "generated.nc", engine="h5netcdf")
     assert generated.sizes["dim"] == 4 and generated.sizes["time"] == 375

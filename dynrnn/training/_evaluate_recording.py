@@ -131,11 +131,15 @@ def evaluate_recording(model, recording, *, train, held_out, projection, horizon
     neuron_dim = test.dims[1]
     n = test.sizes[neuron_dim]
     held_in, out = held_indices(held_out, n)
+    if out.size and train is None:
+        raise DynrnnValueError("`held_out` needs `train=`: the read-out of the held-out neurons "
+                               "is fitted on the training part.")
     a_te = np.asarray(test.values, np.float64)
     x_te = _project(projection, a_te[:, held_in], "x_test")
     if x_te.shape[1] != model.n_obs:
         what = ("`projection`'s output" if projection is not None else
-                f"the {held_in.size} held-in neurons" if out.size else f"the {n} neurons")
+                f"the {held_in.size} held-in neurons (`held_out` = {out.tolist()})" if out.size
+                else f"the {n} neurons")
         raise DynrnnValueError(
             f"`x_test`: the model observes {model.n_obs} dimensions but {what} give "
             f"{x_te.shape[1]}; train the model on the held-in neurons (after `projection`)."
@@ -148,9 +152,6 @@ def evaluate_recording(model, recording, *, train, held_out, projection, horizon
                                    f"has {n}; pass the same neurons (the training part).")
         a_tr = np.asarray(tr.values, np.float64)
         x_tr = _project(projection, a_tr[:, held_in], "train")
-    elif out.size:
-        raise DynrnnValueError("`held_out` needs `train=`: the read-out of the held-out neurons "
-                               "is fitted on the training part.")
 
     result = evaluate_array(model, x_te, **kw)
     gen = result.get("generated")
