@@ -116,9 +116,19 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     if x_val is not None:
         callbacks.append(dr.training.Evaluation(x_val[:10_000],
                                                 every=int(tr.get("eval_every", 5000))))
+    members = []
     try:
-        result = _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir, overwrite,
-                      callbacks, mesh)
+        if int(tr.get("members", 1)) > 1:
+            if mesh is not None:
+                raise DynrnnValueError("[training] members > 1 trains its members in separate "
+                                       "processes; it cannot be combined with --distributed.")
+            from ._members import fit_members
+
+            result, members = fit_members(cfg, x_train, x_fit, x_val, run_dir, progress,
+                                          overwrite, echo)
+        else:
+            result = _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir,
+                          overwrite, callbacks, mesh)
     except dr.TrainingDivergedError as e:
         if data.standardised:
             raise
@@ -136,6 +146,11 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     # The final model is reported (reference protocol); `checkpoints/best.eqx` keeps the one
     # with the best held-out D_stsp on the validation piece.
     dr.save(run_dir / "model.eqx", result.model, config=cfg, train_time=train_time)
+    if members:
+        from ..training._checkpoint import atomic_write_bytes
+        from ._members import members_markdown
+
+        atomic_write_bytes(run_dir / "members.md", members_markdown(members).encode())
     history = result.history
     history.attrs["preprocessing"] = json.dumps(data.history)
     history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")

@@ -96,6 +96,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "eval_every": Key(INT, _positive, "an integer >= 1"),
         "steps_per_call": Key(INT, _positive, "an integer >= 1"),
         "validation_fraction": Key(NUMBER, _fraction, "a number in [0, 1)"),
+        "members": Key(INT, _positive, "an integer >= 1 (runs of which the best is kept)"),
+        "workers": Key(INT + TEXT, lambda v: v == "auto" if isinstance(v, str) else v >= 1,
+                       "'auto' or an integer >= 1 (processes that train members at once)"),
     },
     "evaluation": {
         "lyapunov_steps": Key(INT, _positive, "an integer >= 1"),
