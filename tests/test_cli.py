@@ -216,6 +216,19 @@ def test_fit_suite2p_through_preprocess_table(suite2p_folder, tmp_path, capsys):
     generated = xr.open_dataset(out / "generated.nc", engine="h5netcdf")
     assert generated.sizes["dim"] == 4 and generated.sizes["time"] == 375
     assert (out / "attractor.png").exists()
+    # projection.nc maps the recording's neurons to exactly the series the model was tested on
+    import dynrnn as dr
+
+    p = xr.open_dataset(out / "projection.nc", engine="h5netcdf")
+    rec = dr.io.open_recording(suite2p_folder, rate=30.0)
+    rec = rec.isel(neuron=np.flatnonzero(rec["iscell"].values))
+    rec = dr.preprocess.dff(dr.preprocess.neuropil_correct(rec, coefficient=0.7))
+    _, test = dr.preprocess.split_time(rec, 0.75)
+    assert list(p["neuron"].values) == list(test["neuron"].values)
+    z = (test["activity"].values - p["zscore_mean"].values) / p["zscore_sd"].values
+    z = z[:, p["held_out"].values == 0]
+    z = (z - p["pca_mean"].values) @ p["loadings"].values.T / p["component_sd"].values
+    np.testing.assert_allclose(z, generated["state"].sel(series="test").values, atol=1e-8)
 
 
 def test_unscaled_data_divergence_names_the_scale(suite2p_folder, tmp_path):

@@ -37,6 +37,14 @@ PREPROCESS_DEFAULTS = {
 }
 
 
+PROJECTION_FORMULA = (
+    "model input from a recording's activity x (time, neuron) after cells_only, neuropil and "
+    "dff: z = (x - zscore_mean) / zscore_sd; keep the neurons with held_out == 0; if loadings: "
+    "z = (z - pca_mean) @ loadings.T / component_sd; if subsample: z = z[::subsample]; if "
+    "channels: z = (z[:, channels] - channel_mean) / channel_scale"
+)
+
+
 @dataclasses.dataclass
 class Recording:
     """The neurons of a run before the projection the model sees, for `dr.evaluate` on the
@@ -54,10 +62,37 @@ class Recording:
     mean: np.ndarray | None = None
     loadings: np.ndarray | None = None
     component_sd: np.ndarray | None = None
+    zscore_mean: np.ndarray | None = None
+    zscore_sd: np.ndarray | None = None
 
     @property
     def held_in(self) -> np.ndarray:
         return np.setdiff1d(np.arange(self.train.shape[1]), self.held_out)
+
+    def to_dataset(self, **extra):
+        """What maps a recording's neurons (after cells, neuropil, dF/F) to the model's input,
+        for `projection.nc` (an `xr.Dataset`): z-scoring, the held-out neurons, the PCA, and
+        `extra` steps."""
+        import xarray as xr
+
+        n = self.train.shape[1]
+        ds = xr.Dataset(
+            {"zscore_mean": ("neuron", np.zeros(n) if self.zscore_mean is None
+                             else self.zscore_mean),
+             "zscore_sd": ("neuron", np.ones(n) if self.zscore_sd is None else self.zscore_sd),
+             "held_out": ("neuron", np.isin(np.arange(n), self.held_out).astype(np.int8))},
+            coords={"neuron": self.neurons},
+            attrs={"rate": self.rate, "description": PROJECTION_FORMULA},
+        )
+        if self.loadings is not None:
+            ds["pca_mean"] = ("held_in", self.mean)
+            ds["loadings"] = (("component", "held_in"), self.loadings)
+            ds["component_sd"] = ("component", np.ones(self.loadings.shape[0])
+                                  if self.component_sd is None else self.component_sd)
+            ds = ds.assign_coords(held_in=self.held_in)
+        for k, v in extra.items():
+            ds[k] = ("channel", v) if np.ndim(v) else ((), v)
+        return ds
 
     @property
     def projection(self):
@@ -307,6 +342,8 @@ def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
         x_train, x_test, train["neuron"].values if "neuron" in train.coords
         else np.arange(n_neurons), held_out, rate, float(train["time"].values[0]),
         float(test["time"].values[0]), str(train.attrs.get("units", "a.u.")))
+    if standardise:
+        recording.zscore_mean, recording.zscore_sd = mean, sd
     if held_out.size:
         x_train, x_test = x_train[:, recording.held_in], x_test[:, recording.held_in]
     k = int(opts["pca"])

@@ -197,7 +197,7 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
     if attrs.get("recording") is not None:
         view = recording_view(attrs["recording"], x_train, x_test, dt, echo)
     if view is not None:
-        test_rec, train_rec, held_out, projection = view
+        test_rec, train_rec, held_out, projection, stored = view
         ev = dr.evaluate(
             model, test_rec, train=train_rec, held_out=held_out if held_out.size else None,
             projection=projection, horizon=int(ev_cfg.get("horizon", 5)),
@@ -206,7 +206,8 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
                                                 n_boot=int(ev_cfg.get("n_boot", 2000))),
             **kw)
         recording = {"forecast": ev.pop("forecast"), "cosmoothing": ev.pop("cosmoothing"),
-                     "held_out": [str(v) for v in attrs["recording"].neurons[held_out]]}
+                     "held_out": [str(v) for v in attrs["recording"].neurons[held_out]],
+                     "projection": stored}
         ev["generated"] = np.asarray(ev["generated"].values)
     else:
         ev = dr.evaluate(model, x_test, **kw)
@@ -249,9 +250,10 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
 
 
 def recording_view(rec, x_train, x_test, dt, echo):
-    """`(test, train, held_out, projection)` for `dr.evaluate` on the recording `rec` (the
-    neurons before the projection, `_prepare.Recording`), such that the projection of the
-    held-in neurons is exactly the series the model was trained and tested on. The automatic
+    """`(test, train, held_out, projection, stored)` for `dr.evaluate` on the recording `rec`
+    (the neurons before the projection, `_prepare.Recording`), such that the projection of the
+    held-in neurons is exactly the series the model was trained and tested on; `stored` is
+    that map as a dataset (`projection.nc`). The automatic
     job (`dr.reconstruct`) sub-samples, sets constant channels aside and standardises again;
     those steps are found by matching the series, and when they cannot be matched the
     recording measures are skipped with a note (`None`)."""
@@ -269,6 +271,7 @@ def recording_view(rec, x_train, x_test, dt, echo):
         return a.shape == b.shape and np.allclose(a, b, rtol=1e-4, atol=1e-5)
 
     projection = base
+    steps = {"subsample": step} if step > 1 else {}
     if not (close(m_tr, x_train) and close(base(te_in)[: len(x_test)], x_test)):
         # dr.reconstruct: the channels that change, standardised with the training part's
         # mean and sd (ddof = 1)
@@ -284,6 +287,7 @@ def recording_view(rec, x_train, x_test, dt, echo):
             echo("note: the forecast and co-smoothing tables are skipped: the series the "
                  "model saw could not be matched to the recording's neurons")
             return None
+        steps.update(channels=channels, channel_mean=mean, channel_scale=scale)
     n_test = len(x_test)
     rate = rec.rate / step
 
@@ -292,12 +296,14 @@ def recording_view(rec, x_train, x_test, dt, echo):
             time=t0 + np.arange(len(x)) / rate, neuron=rec.neurons)
 
     return (as_recording(rec.test[::step][:n_test], rec.t0_test),
-            as_recording(rec.train[::step], rec.t0_train), rec.held_out, projection)
+            as_recording(rec.train[::step], rec.t0_train), rec.held_out, projection,
+            rec.to_dataset(**steps))
 
 
 def _write_recording_tables(run_dir, recording, measures):
-    """`evaluation.md` and `evaluation.nc` (groups `forecast`, `cosmoothing`), and a summary
-    in `measures.json`."""
+    """`evaluation.md`, `evaluation.nc` (groups `forecast`, `cosmoothing`), `projection.nc`
+    (what maps the recording's neurons to the model's input, `_prepare.PROJECTION_FORMULA`)
+    and a summary in `measures.json`."""
     import dynrnn as dr
 
     fc, cs = recording["forecast"], recording["cosmoothing"]
@@ -305,6 +311,7 @@ def _write_recording_tables(run_dir, recording, measures):
         "# Evaluation on the recording's test part\n\n"
         + dr.training.evaluation_markdown(recording) + "\n")
     fc.to_netcdf(run_dir / "evaluation.nc", group="forecast", engine="h5netcdf")
+    recording["projection"].to_netcdf(run_dir / "projection.nc", engine="h5netcdf")
     summary = {"forecast_r2": {str(m): fc["r2"].sel(model=m).values.tolist()
                                for m in fc["model"].values},
                "horizon": fc["horizon"].values.tolist()}
