@@ -4,9 +4,11 @@ import json
 import pathlib
 import tomllib
 
+import jax
 import numpy as np
 import pytest
 
+import dynrnn as dr
 from dynrnn.cli import main
 from dynrnn.cli._config import DEFAULT_RECONSTRUCT
 
@@ -70,7 +72,7 @@ def test_reconstruct_writes_run_folder(small_series, tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["reconstruct", "--data", str(small_series / "train.npy"), "--test",
                str(small_series / "test.npy"), "--steps", "250", "--hidden", "16",
-               "--out", str(out), "--no-progress"])
+               "--members", "1", "--out", str(out), "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "state-space divergence" in text and "largest Lyapunov exponent" in text
@@ -90,6 +92,42 @@ def test_reconstruct_writes_run_folder(small_series, tmp_path, capsys):
     # finished checkpoint instead of training again
     rc = main(["fit", str(out / "config.toml"), "--out", str(out), "--no-progress"])
     assert rc == 0
+
+
+def _members_table(path):
+    rows = [line.strip("|").split("|") for line in path.read_text().splitlines()[2:]]
+    return [{"D_stsp": float(r[1]), "D_H": float(r[2]), "loss": float(r[3]),
+             "kept": r[4].strip() == "yes"} for r in rows]
+
+
+def test_members_train_in_parallel_and_keep_the_best(small_series, tmp_path, capsys):
+    """`--members 2`: member 0 is the single run, member 1 trains in a spawned process, the
+    kept one follows the rank rule, and a second call resumes both members' checkpoints."""
+    import xarray as xr
+
+    from dynrnn.training._reconstruct import best_member
+
+    common = ["reconstruct", "--data", str(small_series / "train.npy"), "--test",
+              str(small_series / "test.npy"), "--steps", "60", "--hidden", "8", "--no-progress"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(common + ["--members", "1", "--out", str(one)]) == 0
+    assert main(common + ["--members", "2", "--out", str(two)]) == 0
+    assert "training 2 members" in capsys.readouterr().out
+    rows = _members_table(two / "members.md")
+    assert len(rows) == 2 and sum(r["kept"] for r in rows) == 1
+    with xr.open_dataset(one / "history.nc", engine="h5netcdf") as h:
+        single_loss = float(h["loss"].values[-1])
+    assert rows[0]["loss"] == pytest.approx(single_loss, rel=1e-3)  # the table's 4 digits
+    assert rows[1]["loss"] != pytest.approx(single_loss, rel=1e-3)
+    kept = best_member([r["D_stsp"] for r in rows], [r["D_H"] for r in rows])
+    assert rows[kept]["kept"]
+    source = one / "model.eqx" if kept == 0 else two / "members/member1/model.eqx"
+    for a, b in zip(jax.tree_util.tree_leaves(dr.load(two / "model.eqx")),
+                    jax.tree_util.tree_leaves(dr.load(source))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # both members resume their finished checkpoints: the same table and model again
+    assert main(common + ["--members", "2", "--out", str(two)]) == 0
+    assert _members_table(two / "members.md") == rows
 
 
 def test_cli_errors(tmp_path, capsys):
@@ -161,7 +199,7 @@ def test_reconstruct_suite2p_folder_with_rate(suite2p_folder, tmp_path, capsys):
     assert F.min() > 1000
     out = tmp_path / "run"
     rc = main(["reconstruct", "--data", str(suite2p_folder), "--rate", "30", "--steps", "20",
-               "--no-progress", "--out", str(out)])
+               "--members", "1", "--no-progress", "--out", str(out)])
     text = capsys.readouterr().out
     assert rc == 0
     assert "note: the data is not on a unit scale" in text and "ROIs are cells" in text
@@ -262,8 +300,8 @@ def test_simulated_netcdf_on_the_command_line(tmp_path, capsys):
     np.testing.assert_array_equal(rec["activity"].values, ds["state"].values)
     assert main(["info", str(path)]) == 0
     out = tmp_path / "run"
-    assert main(["reconstruct", "--data", str(path), "--steps", "10", "--no-progress",
-                 "--out", str(out)]) == 0
+    assert main(["reconstruct", "--data", str(path), "--steps", "10", "--members", "1",
+                 "--no-progress", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "note: the data is not on a unit scale" not in text
     assert (out / "measures.json").exists()

@@ -33,7 +33,7 @@ DEFAULT_RECONSTRUCT = {
     "training": {
         "n_steps": 30_000, "batch_size": 16, "seq_len": 50, "learning_rate": 5e-3,
         "final_learning_rate": 1e-5, "noise": 0.0, "seed": 0, "eval_every": 10_000,
-        "steps_per_call": 500,
+        "steps_per_call": 500, "members": 2,
     },
     "output": {"dir": "runs"},
 }

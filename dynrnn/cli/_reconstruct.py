@@ -46,6 +46,9 @@ def register(sub):
     p.add_argument("--steps", type=int, help="number of updates")
     p.add_argument("--hidden", type=int, help="hidden width H")
     p.add_argument("--latent", type=int, help="latent dimension M")
+    p.add_argument("--members", type=int, help="fixed settings: train this many runs from "
+                   "different initialisations (in parallel processes on CPU) and keep the one "
+                   "whose free run best matches the training series (default 2; 1: one run)")
     p.add_argument("--seed", type=int, help="seed of the initialisation and the batches "
                    "(default 0)")
     p.add_argument("--out", help="run folder (default runs/<time>-<name>); an existing one "
@@ -74,6 +77,12 @@ def main(args) -> int:
         raise DynrnnValueError("--budget chooses the settings automatically; --config gives "
                                "them: use one of the two.")
     if automatic(args):
+        if args.members is not None:
+            from .._errors import DynrnnValueError
+
+            raise DynrnnValueError("--members applies to fixed settings (--config, --steps, "
+                                   "--hidden or --latent, or no --data); the automatic mode "
+                                   "trains its own grid of seeds.")
         from ._auto import run_automatic
 
         return run_automatic(args)
@@ -87,6 +96,8 @@ def main(args) -> int:
         cfg["model"]["latent"] = args.latent
     if args.seed is not None:
         cfg["training"]["seed"] = args.seed
+    if args.members is not None:
+        cfg["training"]["members"] = args.members
     if args.data and cfg["model"].get("observation") == "identity":
         cfg["model"].pop("observation")  # let the model pick from the data's dimension
     run_reconstruction(cfg, out=args.out, progress=args.progress, overwrite=args.overwrite)
