@@ -160,8 +160,11 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
                     preprocessing=data.history)
     _write_outputs(cfg, run_dir, measures, x_test, x_gen, attrs["dt"], history, echo,
                    data.history)
+    extra = "".join(f", {name}" for name in ("members.md", "evaluation.md", "evaluation.nc",
+                                               "projection.nc") if (run_dir / name).exists())
     echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, generated.nc"
-         f"{', figures' if cfg.get('output', {}).get('figures', True) else ''}) in {total:.0f} s")
+         f"{extra}{', figures' if cfg.get('output', {}).get('figures', True) else ''}) in "
+         f"{total:.0f} s")
     return measures
 
 
