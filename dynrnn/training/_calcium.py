@@ -7,7 +7,7 @@ forcing signals `ẑ_t` (below):
 
     z̃_{order} = ẑ_{order}      z_t = F_θ(z̃_{t−1}),   z̃_t = (1 − a) z_t + a ẑ_t     (GTF)
     λ_t = softplus(W z_t + b)                                   (expected spikes per frame)
-    c_t = γ1 c_{t−1} + γ2 c_{t−2} + λ_t,   c at the first `order` frames from the data
+    c_t = γ1 c̃_{t−1} + γ2 c̃_{t−2} + λ_t,   c̃_t = (1 − a) c_t + a ĉ_t    (forced calcium)
     μ_t = α c_t + β
     loss = mean_{t,i} (F_{t,i} − μ_{t,i})² / (2 σ_i²)
            [+ w_s mean_{t,i} (λ_{t,i} − (ŝ_{t,i}/α_i) ln λ_{t,i})]
@@ -24,8 +24,10 @@ Gaussian of `smooth` frames into a rate `r̂` (fluorescence units per frame), an
 signal is the latent state whose rates are `r̂ / α`:
 `ẑ = pinv(W) (softplus⁻¹(max(r̂/α, 0.01)) − b)`, recomputed from the current `W, b, α` at
 every update and held without gradient, as teacher forcing holds its signals (Hess et al.,
-ICML 2023, Sec. 3). The initial calcium of a window is read from the deconvolved (denoised)
-fluorescence `F̂` of its first `order` frames, `c = (F̂ − β)/α`.
+ICML 2023, Sec. 3). The kernel's calcium is the observation model's part of the state and is
+forced alike, towards the calcium the deconvolution inferred, `ĉ = (F̂ − β)/α` (`F̂` the
+denoised fluorescence; `force_calcium=False` lets it run freely through the window from its
+first `order` frames instead).
 """
 
 from __future__ import annotations
@@ -112,18 +114,33 @@ def forcing_states(obs: CalciumObservation, rhat: Float[Array, "time obs"]):
     return jax.lax.stop_gradient(z)
 
 
-def _forced(model, zhat, tf, alpha, keys):
-    """Teacher-forced predictions `z_t = F(z̃_{t−1})` for t = 1 … T from `z̃_0 = ẑ_0`."""
+def _forced(model, zhat, chat, tf, alpha, keys, force_calcium: bool):
+    """Teacher-forced predictions for t = 1 … T from `z̃_0 = ẑ_0` and the calcium of the
+    first `order` frames `ĉ`: `z_t = F(z̃_{t−1})`, `λ_t = rates(z_t)`,
+    `c_t = γ1 c̃_{t−1} + γ2 c̃_{t−2} + λ_t`, then the blends `z̃_t` of `z_t` and `ẑ_t` and (with
+    `force_calcium`) `c̃_t = (1 − a) c_t + a ĉ_t` (else `c̃_t = c_t`).
+
+    **Returns:** `(λ, c)`, both `(T, obs)`.
+    """
+    obs = model.observation
+    gamma = obs.kernel_coefficients(zhat.dtype).T  # (order, obs)
+    p = gamma.shape[0]
     n_forced = tf.n_forced(model)
     alphas = tf.alphas(alpha, zhat.shape[0] - 1, zhat.dtype)
 
-    def body(z, inp):
-        zh, a, k = inp
+    def body(carry, inp):
+        z, c_prev = carry  # c_prev: [c̃_{t−1}, c̃_{t−2}]
+        zh, ch, a, k = inp
         new = model.step(z, key=k).astype(z.dtype)
-        return gtf_blend(new, zh, a, n_forced), new
+        lam = obs.rates(new)
+        c = jnp.sum(gamma * c_prev, axis=0) + lam
+        c_next = (1.0 - a) * c + a * ch if force_calcium else c
+        c_prev = jnp.concatenate([c_next[None], c_prev[:-1]])
+        return (gtf_blend(new, zh, a, n_forced), c_prev), (lam, c)
 
-    _, zs = jax.lax.scan(body, zhat[0], (zhat[1:], alphas, keys))
-    return zs
+    init = (zhat[0], chat[:p][::-1])
+    _, (lam, c) = jax.lax.scan(body, init, (zhat[1:], chat[p:], alphas, keys))
+    return lam, c
 
 
 class CalciumReconstruction(AbstractObjective):
@@ -159,6 +176,10 @@ class CalciumReconstruction(AbstractObjective):
     - `spike_weight`: weight `w_s` of the Poisson term on the deconvolved spikes (0: the
       fluorescence likelihood alone).
     - `sparsity`: factor on the deconvolution's L1 penalty (`dr.calcium.deconvolve`).
+    - `force_calcium`: force the calcium too (default): the kernel's state is the
+      observation model's part of the latent state, and is blended with the data-inferred
+      calcium `ĉ_t = (F̂_t − β)/α` with the same strength as the latent state; `False` runs the
+      calcium freely through the window from its first `order` frames.
 
     **Raises:** `ValueError` for a non-positive `seq_len`, a negative `smooth`,
     `spike_weight` or `sparsity`, or a non-positive `noise`; `TypeError` for a teacher
@@ -171,10 +192,11 @@ class CalciumReconstruction(AbstractObjective):
     smooth: float = eqx.field(static=True)
     spike_weight: float = eqx.field(static=True)
     sparsity: float = eqx.field(static=True)
+    force_calcium: bool = eqx.field(static=True)
 
     def __init__(self, teacher_forcing: AbstractTeacherForcing | None = None, *,
-                 seq_len: int = 200, noise=None, smooth: float = 2.0,
-                 spike_weight: float = 0.0, sparsity: float = 1.0):
+                 seq_len: int = 200, noise=None, smooth: float = 1.0,
+                 spike_weight: float = 0.0, sparsity: float = 1.0, force_calcium: bool = True):
         tf = GTF("adaptive") if teacher_forcing is None else teacher_forcing
         if not isinstance(tf, AbstractTeacherForcing):
             raise DynrnnTypeError(
@@ -195,6 +217,7 @@ class CalciumReconstruction(AbstractObjective):
         self.noise = noise
         self.smooth = float(smooth)
         self.spike_weight = float(spike_weight)
+        self.force_calcium = bool(force_calcium)
         self.sparsity = float(sparsity)
 
     # -- data --------------------------------------------------------------------------------
@@ -252,11 +275,11 @@ class CalciumReconstruction(AbstractObjective):
         zhat = forcing_states(obs, rhat[p - 1:])
         keys = (jr.split(key, zhat.shape[0] - 1) if isinstance(model, AbstractStochasticModel)
                 else None)
-        zs = _forced(model, zhat, self.teacher_forcing, alpha, keys)
-        lam = obs.rates(zs)
-        # c_{−1}, c_{−2} before the first predicted frame, from the denoised fluorescence
-        c0 = (fhat[:p][::-1] - obs.beta) / obs.alpha
-        mu = obs.alpha * obs.calcium(lam, c0) + obs.beta
+        # the calcium inferred from the data: the deconvolved (denoised) fluorescence
+        chat = jax.lax.stop_gradient((fhat - obs.beta) / obs.alpha)
+        lam, c = _forced(model, zhat, chat, self.teacher_forcing, alpha, keys,
+                         self.force_calcium)
+        mu = obs.alpha * c + obs.beta
         value = 0.5 * jnp.mean(weight * (F[p:] - mu) ** 2)
         if self.spike_weight:
             counts = s[p:] / jax.lax.stop_gradient(obs.alpha)
