@@ -64,12 +64,12 @@ def extra_pairs() -> dict:
 GRIDS: list[str] = []
 
 
-def run_one(name, train, test, dt, lyapunov, budget, seed, seq_len=None):
+def run_one(name, train, test, dt, lyapunov, budget, seed, seq_len=None, workers="auto"):
     import dynrnn as dr
 
     t0 = time.perf_counter()
     r = dr.reconstruct(train, test=test, dt=dt, budget=budget, key=jr.PRNGKey(seed),
-                       lyapunov=lyapunov, seq_len=seq_len)
+                       lyapunov=lyapunov, seq_len=seq_len, workers=workers)
     if r.model is not None:
         GRIDS.append(f"### {name}\n\n{r.grid_markdown()}\n")
     wall = time.perf_counter() - t0
@@ -121,6 +121,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seq-len", type=int, default=None,
                    help="fix the training window instead of choosing it from the data")
+    p.add_argument("--workers", default="auto", help="processes per system ('auto': as "
+                   "many as cores and ensembles); the measures do not depend on it")
     p.add_argument("--catalogue", default=str(CATALOGUE))
     p.add_argument("--out", default=None, help="write the table (Markdown) here, and every "
                    "system's grid next to it (NAME_grids.md)")
@@ -128,6 +130,7 @@ def main():
 
     import dynrnn as dr
 
+    workers = args.workers if args.workers == "auto" else int(args.workers)
     budget = dr.training.parse_budget(args.budget)
     names = (args.names.split(",") if args.names else catalogue_systems(
         pathlib.Path(args.catalogue)))
@@ -143,8 +146,10 @@ def main():
             name, catalogue=args.catalogue, n_train=args.n_train, n_test=args.n_test,
             key=jr.PRNGKey(args.seed))
         row = run_one(name, task.train, task.test, task.dt, task.lyapunov, budget, args.seed,
-                      args.seq_len)
+                      args.seq_len, workers)
         rows.append(row)
+        if args.out:  # the table so far, in case the run is stopped
+            pathlib.Path(args.out).write_text(table(rows) + "\n")
         print(f"{name}: D_stsp {fmt(row['D_stsp'])} (data {fmt(row['D_stsp_data'])}) D_H "
               f"{fmt(row['D_H'])} λ "
               f"{fmt(row['lambda_model'])} (data {fmt(row['lambda_data'])}) {row['verdict']} "
@@ -153,11 +158,12 @@ def main():
     if not args.no_extra:
         for name, pair in extra_pairs().items():
             row = run_one(name, pair["train"], pair["test"], pair["dt"], pair["lyapunov"],
-                          budget, args.seed, args.seq_len)
+                          budget, args.seed, args.seq_len, workers)
             rows.append(row)
             print(f"{name}: D_stsp {fmt(row['D_stsp'])} D_H {fmt(row['D_H'])} "
                   f"{row['verdict']} [{row['setting']}] {row['wall']:.0f} s", flush=True)
     text = table(rows)
+    print(f"load at the end {os.getloadavg()[0]:.1f}")
     print()
     print(text)
     if args.out:

@@ -2,6 +2,7 @@
 
 import json
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -30,8 +31,10 @@ def lorenz():
 @pytest.fixture(scope="module")
 def small_run(lorenz):
     x, t = lorenz
-    # 25 s buys a two-ensemble grid (adaptive and constant forcing, 8 members) at 40 updates
-    return dr.reconstruct(x, test=t, dt=0.01, budget="25s", n_steps=40, key=jr.PRNGKey(1))
+    # 20 s buys a two-ensemble grid (adaptive and constant forcing, 8 members) at 40 updates,
+    # trained in two processes (`test_workers_do_not_change_the_result` trains it in one)
+    return dr.reconstruct(x, test=t, dt=0.01, budget="20s", n_steps=40, key=jr.PRNGKey(1),
+                          workers=2)
 
 
 def test_keeps_the_member_best_on_validation(small_run, lorenz):
@@ -197,3 +200,50 @@ def test_many_channels_get_an_affine_observation(lorenz):
     assert {row["observation"] for row in r.grid} == {"affine"}
     assert {row["latent"] for row in r.grid} == {6}
     assert r.model.n_obs == 20 and r.generated.shape[1] == 20
+
+
+def test_workers_do_not_change_the_result(lorenz, small_run):
+    """The grid trained in two processes (this one and a spawned one) equals the grid trained
+    here alone, member by member: the same table, the same kept member, equal parameters."""
+    x, t = lorenz
+    two = small_run
+    one = dr.reconstruct(x, test=t, dt=0.01, budget="20s", n_steps=40, key=jr.PRNGKey(1),
+                         workers=1)
+    assert len(one.plan.ensembles) == 2
+    assert one.grid_markdown() == two.grid_markdown()
+    assert one.settings == two.settings
+    for a, b in zip(one.members, two.members):
+        la, lb = jax.tree.leaves(eqx.filter(a, eqx.is_array)), jax.tree.leaves(
+            eqx.filter(b, eqx.is_array))
+        assert len(la) == len(lb) > 0
+        for u, v in zip(la, lb):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    assert one.measures == two.measures
+
+
+def test_an_error_in_a_worker_reaches_the_caller(lorenz):
+    """An ensemble that fails in a spawned process raises `WorkerError` here, naming the
+    ensemble, the error and the process's traceback."""
+    from dynrnn.training import WorkerError
+    from dynrnn.training._reconstruct import (
+        EnsemblePlan,
+        _KeyData,
+        _Spec,
+        _train_grid,
+    )
+
+    x, _ = lorenz
+    x = (x - x.mean(0)) / x.std(0)
+    spec = _Spec(fit_part=x[:1500], val=x[1500:1700], n_val_run=200, d_h_constant=1.0, n_steps=5,
+                 batch_size=4, seq_len=20, k_model=_KeyData.of(jr.PRNGKey(0)),
+                 k_fit=_KeyData.of(jr.PRNGKey(1)), x64=False)
+    # the larger ensemble trains here, the failing one in the spawned process
+    good = EnsemblePlan(3, 8, "identity", "adaptive", [(1e-3, None, 0)] * 3)
+    bad = EnsemblePlan(3, 8, "identity", "no such forcing", [(1e-3, None, 0)])
+    with pytest.raises(WorkerError) as e:
+        _train_grid(spec, [good, bad], 2, False, lambda *a: None)
+    text = str(e.value)
+    assert "ensemble 2/2" in text and "no such forcing" in text
+    assert "DynrnnValueError" in text and "Traceback" in text
+    with pytest.raises(ValueError, match="workers"):
+        dr.reconstruct(x, workers=0)

@@ -66,7 +66,7 @@ def run_automatic(args, echo=print) -> int:
         x_train, test=x_test, dt=dt, budget=budget,
         key=jr.PRNGKey(args.seed if args.seed is not None else 0),
         n_steps=args.steps, latent=args.latent, hidden=args.hidden, lyapunov=lam,
-        progress=args.progress, echo=echo,
+        progress=args.progress, echo=echo, workers=_workers(args),
     )
     if result.model is None:
         (run_dir / "verdict.txt").write_text(result.message + "\n")
@@ -120,10 +120,26 @@ def run_automatic(args, echo=print) -> int:
         echo("Not tried by the grid, worth trying:")
         for s in result.suggestions:
             echo(f"  - {s}")
+    extra = "".join(f", {name}" for name in ("evaluation.md", "evaluation.nc", "projection.nc")
+                    if (run_dir / name).exists())
     echo(f"\nwrote {run_dir} (model.eqx, config.toml, grid.csv, grid.md, history.nc, "
-         f"measures.json, verdict.txt, generated.nc, figures) in "
+         f"measures.json, verdict.txt, generated.nc{extra}, figures) in "
          f"{time.perf_counter() - t0:.0f} s")
     return 0
+
+
+def _workers(args):
+    """`--workers` as `dr.reconstruct` takes it (`"auto"` or a number)."""
+    value = getattr(args, "workers", None)
+    if value is None or value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise DynrnnValueError(f"--workers must be 'auto' or an integer >= 1, got {value!r}.")
+    return n
 
 
 def _plain(d: dict) -> dict:

@@ -49,6 +49,9 @@ def register(sub):
     p.add_argument("--members", type=int, help="fixed settings: train this many runs from "
                    "different initialisations (in parallel processes on CPU) and keep the one "
                    "whose free run best matches the training series (default 2; 1: one run)")
+    p.add_argument("--workers", help="processes that train at once on CPU: 'auto' (default: "
+                   "as many as there are cores and ensembles of the grid, or members) or a "
+                   "number; the result does not depend on it")
     p.add_argument("--seed", type=int, help="seed of the initialisation and the batches "
                    "(default 0)")
     p.add_argument("--out", help="run folder (default runs/<time>-<name>); an existing one "
@@ -98,6 +101,10 @@ def main(args) -> int:
         cfg["training"]["seed"] = args.seed
     if args.members is not None:
         cfg["training"]["members"] = args.members
+    if args.workers is not None:
+        from ._auto import _workers
+
+        cfg["training"]["workers"] = _workers(args)
     if args.data and cfg["model"].get("observation") == "identity":
         cfg["model"].pop("observation")  # let the model pick from the data's dimension
     run_reconstruction(cfg, out=args.out, progress=args.progress, overwrite=args.overwrite)

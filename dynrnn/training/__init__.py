@@ -34,6 +34,7 @@ from ._parallel import data_parallel as data_parallel, pmean_flat as pmean_flat
 from ._reconstruct import (
     ReconstructionResult as ReconstructionResult,
     SeriesAnalysis as SeriesAnalysis,
+    WorkerError as WorkerError,
     analyse as analyse,
     parse_budget as parse_budget,
     reconstruct as reconstruct,

@@ -15,8 +15,11 @@ The steps (each recorded in the result):
    to 10 channels; above, an affine observation with as many latent units as principal
    components carry 90 % of the variance, 6 to 32), the hidden width from the latent size, and
    within the budget: one or two widths, adaptive GTF and constant α ∈ {0.1, 0.3}, learning
-   rates 1e-3 and 5e-3, and seeds. All members of one width and forcing kind train as one
-   vmapped ensemble (`dr.fit_ensemble`) for the same number of updates.
+   rates 1e-3 and 5e-3, and seeds. Members of one width and forcing kind train as vmapped
+   ensembles (`dr.fit_ensemble`) for the same number of updates; the plan splits them into
+   ensembles that balance over the reference machine's two cores, and on CPU the ensembles
+   train in as many processes at once as there are cores (`workers`): one XLA process of
+   these small models keeps one core busy, so a second process is what uses the second.
 3. **Judge on held-out data**: the last 20 % of the training series is never trained on; every
    member runs freely from its first point (at least 20 000 steps: `D_stsp` of short runs is
    mostly sampling noise) and is scored by `D_stsp` and `D_H` (on the first points, as many
@@ -31,21 +34,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import pathlib
 import re
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from .._errors import DynrnnValueError, check_array, check_positive
+from .._errors import DynrnnError, DynrnnValueError, check_array, check_positive
 
 
 #: The default time budget of `dr.reconstruct` and `dynrnn reconstruct --data` (seconds).
 DEFAULT_BUDGET = 180.0
-#: Seconds per unit of work (sample × step × `2MH + MN + H`) on the reference machine (two
-#: CPU cores of the project's test machine, measured while shared); plans are made with this
-#: constant, so the same budget gives the same grid on every machine.
+#: Seconds per unit of work (sample × step × `2MH + MN + H`) on one core of the reference
+#: machine (the project's two-core test machine, measured while shared); plans are made with
+#: this constant, so the same budget gives the same grid on every machine.
 SECONDS_PER_UNIT = 1.6e-9
+#: Cores of the reference machine: the plan counts its ensembles as trained on this many
+#: processes at once (`_spread`), whatever `workers` a run uses.
+REFERENCE_CORES = 2
 #: Fixed costs of a run besides the updates: data analysis, evaluation, one compilation per
 #: ensemble (seconds on the reference machine).
 FIXED_SECONDS, COMPILE_SECONDS = 12.0, 4.0
@@ -246,13 +254,16 @@ def analyse(x, *, max_seq_len: int = 200) -> SeriesAnalysis:
 @dataclasses.dataclass
 class EnsemblePlan:
     """One vmapped ensemble of the grid: model sizes, forcing kind and its members
-    `(learning_rate, alpha, seed)` (alpha `None` for adaptive GTF)."""
+    `(learning_rate, alpha, seed)` (alpha `None` for adaptive GTF); `group` numbers the
+    width × forcing kinds of the grid (an ensemble split in two keeps its group, and a
+    member's initialisation depends on its group and seed only)."""
 
     latent: int
     hidden: int
     observation: str
     forcing: str
     members: list
+    group: int = 0
 
     def work(self, batch_size: int, seq_len: int, n_obs: int) -> float:
         m, h = self.latent, self.hidden
@@ -291,21 +302,62 @@ def _grids(latent, hidden, observation, *, two_widths: bool, seeds: int, alphas,
     out = []
     for h in widths:
         out.append(EnsemblePlan(latent, h, observation, "adaptive",
-                                [(lr, None, s) for lr in lrs for s in range(seeds)]))
+                                [(lr, None, s) for lr in lrs for s in range(seeds)],
+                                group=len(out)))
         if alphas:
             out.append(EnsemblePlan(latent, h, observation, "constant",
-                                    [(lr, a, 0) for a in alphas for lr in lrs]))
+                                    [(lr, a, 0) for a in alphas for lr in lrs],
+                                    group=len(out)))
     return out
+
+
+def schedule(costs, n: int) -> list:
+    """Longest-processing-time assignment of jobs of the given `costs` to `n` processes:
+    the costliest first, each to the least loaded process (ties: the lower index). Returns
+    `n` lists of job indices (some may be empty)."""
+    bins, loads = [[] for _ in range(n)], [0.0] * n
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        b = min(range(n), key=lambda b: (loads[b], b))
+        bins[b].append(i)
+        loads[b] += costs[i]
+    return bins
+
+
+def _split(ensembles) -> list:
+    """Every ensemble of two or more members as two (first and second half)."""
+    out = []
+    for e in ensembles:
+        if len(e.members) < 2:
+            out.append(e)
+            continue
+        half = (len(e.members) + 1) // 2
+        out += [dataclasses.replace(e, members=e.members[:half]),
+                dataclasses.replace(e, members=e.members[half:])]
+    return out
+
+
+def _layouts(groups, batch_size: int, seq: int, n_obs: int):
+    """The ways the grid's width × forcing groups may spread over the reference machine's
+    cores: as they are, or each split in two halves (for a single ensemble, or adaptive and
+    constant of unequal cost). Yields `(ensembles, work per update of the busiest core,
+    ensembles on it)`."""
+    for ensembles in (groups, _split(groups)):
+        costs = [e.work(batch_size, seq, n_obs) for e in ensembles]
+        bins = schedule(costs, REFERENCE_CORES)
+        yield (ensembles, max(sum(costs[i] for i in b) for b in bins),
+               max(len(b) for b in bins))
 
 
 def plan(analysis: SeriesAnalysis, budget: float, *, n_steps: int | None = None,
          latent: int | None = None, hidden: int | None = None,
          batch_size: int = 16) -> Plan:
-    """The grid that fits `budget` seconds on the reference machine (`SECONDS_PER_UNIT`):
-    the richest of a list of grids (two widths, adaptive and constant forcing, two learning
-    rates, two seeds ... down to one width, adaptive forcing, two learning rates) that still
-    trains every member for at least `MIN_STEPS` updates; the update count then fills the
-    budget (at most `MAX_STEPS`). `n_steps`, `latent`, `hidden` fix those choices.
+    """The grid that fits `budget` seconds on the reference machine (`SECONDS_PER_UNIT` per
+    unit of work on each of its `REFERENCE_CORES` cores, the ensembles spread over them as
+    `schedule` assigns them): the richest of a list of grids (two widths, adaptive and
+    constant forcing, two learning rates, two seeds ... down to one width, adaptive forcing,
+    two learning rates) that still trains every member for at least `MIN_STEPS` updates; the
+    update count then fills the budget (at most `MAX_STEPS`). `n_steps`, `latent`, `hidden`
+    fix those choices. The plan does not depend on the machine it is made on.
 
     **Returns:** a `Plan`.
     """
@@ -322,10 +374,15 @@ def plan(analysis: SeriesAnalysis, budget: float, *, n_steps: int | None = None,
     if hidden is not None:
         candidates = [c for c in candidates if not c["two_widths"]]
     for i, c in enumerate(candidates):
-        ensembles = _grids(m, h, obs, **c)
-        work = sum(e.work(batch_size, seq, n_obs) for e in ensembles)
-        fixed = FIXED_SECONDS + COMPILE_SECONDS * len(ensembles)
-        steps = int((budget - fixed) / (work * SECONDS_PER_UNIT)) if budget > fixed else 0
+        # the layout that affords the most updates (with `n_steps` given: the quickest)
+        options = []
+        for ensembles, work, count in _layouts(_grids(m, h, obs, **c), batch_size, seq, n_obs):
+            fixed = FIXED_SECONDS + COMPILE_SECONDS * count
+            steps = int((budget - fixed) / (work * SECONDS_PER_UNIT)) if budget > fixed else 0
+            cost = fixed + work * SECONDS_PER_UNIT * (n_steps or 0)
+            options.append((cost if n_steps is not None else -steps, len(options),
+                            ensembles, work, fixed, steps))
+        _, _, ensembles, work, fixed, steps = min(options, key=lambda o: o[:2])
         last = i == len(candidates) - 1
         if n_steps is not None:
             if steps >= n_steps or last:
@@ -512,6 +569,223 @@ def grid_csv(rows) -> str:
     return buf.getvalue()
 
 
+# -- training the grid in processes ---------------------------------------------------------
+
+
+class WorkerError(DynrnnError):
+    """A process that trained part of `dr.reconstruct`'s grid failed or ended without a
+    result."""
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def n_workers(workers, n_jobs: int) -> int:
+    """Processes that train at once: `"auto"` = min(jobs, cores) on CPU and 1 on an
+    accelerator; a number is capped at the number of jobs.
+
+    **Raises:** `DynrnnValueError` unless `workers` is `"auto"` or an integer >= 1.
+    """
+    if workers == "auto":
+        import jax
+
+        if jax.default_backend() != "cpu":
+            return 1
+        return max(1, min(n_jobs, _cores()))
+    if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
+        raise DynrnnValueError(f"`workers` must be 'auto' or an integer >= 1, got {workers!r}.")
+    return max(1, min(int(workers), n_jobs))
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeyData:
+    """A PRNG key as plain data, to hand to a spawned process."""
+
+    data: np.ndarray
+    typed: bool
+
+    @classmethod
+    def of(cls, key):
+        import jax
+        import jax.numpy as jnp
+        import jax.random as jr
+
+        typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+        return cls(np.asarray(jr.key_data(key) if typed else key), bool(typed))
+
+    def key(self):
+        import jax.numpy as jnp
+        import jax.random as jr
+
+        return jr.wrap_key_data(self.data) if self.typed else jnp.asarray(self.data)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """What training and judging one ensemble needs, the same in every process."""
+
+    fit_part: np.ndarray
+    val: np.ndarray
+    n_val_run: int
+    d_h_constant: float
+    n_steps: int
+    batch_size: int
+    seq_len: int
+    k_model: _KeyData
+    k_fit: _KeyData
+    x64: bool
+
+
+def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
+    """Train ensemble `ei` of the grid and judge its members on the validation piece.
+    Member keys: initialisation `fold_in(fold_in(k_model, group), seed)`, batches
+    `fold_in(fold_in(k_fit, ei), j)` for its j-th member (`fit_ensemble`), whichever process
+    trains it. Returns `(models, rows without the member number, history)`."""
+    import jax.numpy as jnp
+    import jax.random as jr
+
+    from ..forcing import GTF
+    from ..models import build
+    from ..tasks._reconstruction import _latent_run
+    from ._compare import _final_losses
+    from ._ensemble import fit_ensemble
+
+    table = {"type": "ShallowPLRNN", "latent": ens.latent, "hidden": ens.hidden,
+             "clipped": True, "observation": ens.observation}
+    k_model = jr.fold_in(spec.k_model.key(), ens.group)
+    members = [build(table, obs=spec.fit_part.shape[1], key=jr.fold_in(k_model, seed))
+               for _, _, seed in ens.members]
+    if ens.forcing == "adaptive":
+        tf, alphas = GTF("adaptive", gamma=0.99), None
+    elif ens.forcing == "constant":
+        tf, alphas = GTF(0.1), [a for _, a, _ in ens.members]
+    else:
+        raise DynrnnValueError(f"ensemble {ei}: forcing must be 'adaptive' or 'constant', got "
+                               f"{ens.forcing!r}.")
+    res = fit_ensemble(members, spec.fit_part, teacher_forcing=tf, alphas=alphas,
+                       learning_rates=[lr for lr, _, _ in ens.members],
+                       n_steps=spec.n_steps, batch_size=spec.batch_size,
+                       seq_len=spec.seq_len, key=jr.fold_in(spec.k_fit.key(), ei),
+                       steps_per_call=min(500, spec.n_steps), progress=progress)
+    losses = _final_losses(res.history, spec.n_steps)
+    rows = []
+    for j, ((lr, a, seed), model) in enumerate(zip(ens.members, res.models)):
+        gen = np.asarray(_latent_run(model, jnp.asarray(spec.val)[0], spec.n_val_run),
+                         np.float64)
+        d_stsp, d_h = _measures(spec.val, gen)
+        rows.append(dict(latent=ens.latent, hidden=ens.hidden, observation=ens.observation,
+                         forcing=ens.forcing, alpha=a, learning_rate=lr, seed=seed,
+                         val_D_stsp=d_stsp, val_D_H=d_h, final_loss=float(losses[j]),
+                         kept=False,
+                         verdict=diagnose(gen, d_h=d_h, d_h_constant=spec.d_h_constant)))
+    return res.models, rows, res.history
+
+
+def _worker(spec: _Spec, jobs: list, folder: str, conn) -> None:
+    """Entry point of a spawned process: trains the ensembles `jobs` (`(ei, EnsemblePlan)`)
+    one after the other, writes each member with `dr.save` and each history as NetCDF into
+    `folder`, and sends `("ok", {ei: rows})` or `("error", ei, summary, traceback)`."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import traceback
+
+    import jax
+
+    jax.config.update("jax_enable_x64", spec.x64)
+    from ._checkpoint import save
+
+    out, ei = {}, None
+    try:
+        for ei, ens in jobs:
+            models, rows, history = _train_ensemble(spec, ei, ens, False)
+            for j, model in enumerate(models):
+                save(pathlib.Path(folder) / f"ensemble{ei}_member{j}.eqx", model)
+            history.to_netcdf(pathlib.Path(folder) / f"ensemble{ei}.nc", engine="h5netcdf")
+            out[ei] = rows
+        conn.send(("ok", out))
+    except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
+        conn.send(("error", ei, f"{type(e).__name__}: {e}", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def _read_back(folder: pathlib.Path, ei: int, ens: EnsemblePlan):
+    import xarray as xr
+
+    from ._checkpoint import load
+
+    models = [load(folder / f"ensemble{ei}_member{j}.eqx") for j in range(len(ens.members))]
+    with xr.open_dataset(folder / f"ensemble{ei}.nc", engine="h5netcdf") as h:
+        history = h.load()
+    return models, history
+
+
+def _describe(ei: int, ens: EnsemblePlan, n: int) -> str:
+    return (f"ensemble {ei + 1}/{n}: hidden {ens.hidden}, {ens.forcing} forcing, "
+            f"{len(ens.members)} member{'s' if len(ens.members) > 1 else ''}")
+
+
+def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say) -> dict:
+    """Train every ensemble: assigned to `workers` processes by `schedule` on their planned
+    work; this process trains the first share, spawned processes the others (started before
+    this process begins its own). Returns `{ei: (models, rows, history)}`."""
+    import multiprocessing
+    import tempfile
+
+    n = len(ensembles)
+    costs = [e.work(spec.batch_size, spec.seq_len, spec.fit_part.shape[1]) for e in ensembles]
+    shares = [sorted(b) for b in schedule(costs, workers) if b]
+    if len(shares) > 1:
+        say(f"training in {len(shares)} processes at once: this one ensembles "
+            + ", ".join(str(i + 1) for i in shares[0]) + "; "
+            + "; ".join("another " + ", ".join(str(i + 1) for i in b) for b in shares[1:]))
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="dynrnn-reconstruct-") as tmp:
+        ctx = multiprocessing.get_context("spawn")
+        procs = []
+        try:
+            for b in shares[1:]:
+                recv, send = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_worker, daemon=True,
+                                args=(spec, [(i, ensembles[i]) for i in b], tmp, send))
+                p.start()
+                send.close()
+                procs.append((p, recv, b))
+            for ei in shares[0]:
+                say(f"  {_describe(ei, ensembles[ei], n)}")
+                out[ei] = _train_ensemble(spec, ei, ensembles[ei], progress)
+            for p, recv, b in procs:
+                names = ", ".join(str(i + 1) for i in b)
+                try:
+                    message = recv.recv()
+                except EOFError:
+                    p.join()
+                    raise WorkerError(
+                        f"the process training ensembles {names} of the grid ended without a "
+                        f"result (exit code {p.exitcode}; killed, or out of memory?)") from None
+                if message[0] == "error":
+                    _, ei, summary, trace = message
+                    where = ("" if ei is None else
+                             f" ({_describe(ei, ensembles[ei], n)})")
+                    raise WorkerError(
+                        f"the process training ensembles {names} of the grid failed{where}: "
+                        f"{summary}\n\nTraceback in that process:\n{trace}")
+                for ei, rows in message[1].items():
+                    models, history = _read_back(pathlib.Path(tmp), ei, ensembles[ei])
+                    out[ei] = (models, rows, history)
+                    say(f"  {_describe(ei, ensembles[ei], n)}: trained in another process")
+        finally:
+            for p, recv, _ in procs:
+                if p.is_alive():
+                    p.terminate()
+                p.join()
+                recv.close()
+    return out
+
+
 # -- reconstruct ----------------------------------------------------------------------------
 
 
@@ -563,6 +837,7 @@ def reconstruct(
     validation_fraction: float = 0.2,
     progress: bool = False,
     echo: Callable | None = None,
+    workers: int | str = "auto",
 ) -> ReconstructionResult:
     """Reconstruct the dynamics of a series with settings chosen automatically.
 
@@ -586,25 +861,27 @@ def reconstruct(
     - `lyapunov`: the data's largest exponent per time unit, if known (shown next to the
       model's).
     - `validation_fraction`: the end of the training series held out for choosing (0.2).
-    - `progress`: progress bars of the ensembles; `echo`: a `print`-like function for
-      progress lines (default silent).
+    - `progress`: progress bars of the ensembles trained in this process; `echo`: a
+      `print`-like function for progress lines (default silent).
+    - `workers`: processes that train the grid's ensembles at once: `"auto"` (as many as
+      there are ensembles and CPU cores; 1 on an accelerator, whose memory the processes
+      would share) or a number. This process trains its share meanwhile; the others are
+      spawned and hand their members back through `dr.save` files. The result does not
+      depend on `workers` (each member's keys come from its ensemble and seed).
 
     **Returns:** a `ReconstructionResult` (`model`, `verdict`, `message`, `measures`, `grid`,
     ...). A constant series or white noise gives `verdict = "no dynamics"` and `model = None`
     without training.
 
-    **Raises:** `DynrnnValueError` for a bad budget, a series too short or not finite, or test
-    data of another dimension.
+    **Raises:** `DynrnnValueError` for a bad budget or `workers`, a series too short or not
+    finite, or test data of another dimension; `WorkerError` when a worker process fails (its
+    error and traceback in the message) or ends without a result.
     """
     import jax
     import jax.numpy as jnp
     import jax.random as jr
 
-    from ..forcing import GTF
-    from ..models import build
     from ..tasks._reconstruction import Reconstruction, _d_stsp
-    from ._compare import _final_losses
-    from ._ensemble import fit_ensemble
 
     t0 = time.perf_counter()
     say = echo or (lambda *a, **k: None)
@@ -622,6 +899,7 @@ def reconstruct(
         )
     if n_steps is not None:
         check_positive(n_steps, "n_steps", integer=True)
+    n_workers(workers, 1)  # checks the value before any work
     if not 0.05 <= validation_fraction < 0.9:
         raise DynrnnValueError(
             f"`validation_fraction` must lie in [0.05, 0.9), got {validation_fraction!r}."
@@ -667,34 +945,20 @@ def reconstruct(
     n_val_run = max(len(val), 20_000)
     d_h_val_constant = constant_d_h(val)
     k_model, k_fit = jr.split(key)
+    spec = _Spec(fit_part=np.asarray(fit_part), val=np.asarray(val), n_val_run=n_val_run,
+                 d_h_constant=d_h_val_constant, n_steps=plan_.n_steps,
+                 batch_size=plan_.batch_size, seq_len=plan_.seq_len,
+                 k_model=_KeyData.of(k_model), k_fit=_KeyData.of(k_fit),
+                 x64=bool(jax.config.jax_enable_x64))
+    n_proc = n_workers(workers, len(plan_.ensembles))
+    trained = _train_grid(spec, plan_.ensembles, n_proc, progress, say)
     rows, models, histories = [], [], []
     for ei, ens in enumerate(plan_.ensembles):
-        table = {"type": "ShallowPLRNN", "latent": ens.latent, "hidden": ens.hidden,
-                 "clipped": True, "observation": ens.observation}
-        members = [build(table, obs=train.shape[1], key=jr.fold_in(jr.fold_in(k_model, ei), seed))
-                   for _, _, seed in ens.members]
-        if ens.forcing == "adaptive":
-            tf, alphas = GTF("adaptive", gamma=0.99), None
-        else:
-            tf, alphas = GTF(0.1), [a for _, a, _ in ens.members]
-        say(f"  ensemble {ei + 1}/{len(plan_.ensembles)}: hidden {ens.hidden}, {ens.forcing} "
-            f"forcing, {len(members)} members")
-        res = fit_ensemble(members, fit_part, teacher_forcing=tf, alphas=alphas,
-                           learning_rates=[lr for lr, _, _ in ens.members],
-                           n_steps=plan_.n_steps, batch_size=plan_.batch_size,
-                           seq_len=plan_.seq_len, key=jr.fold_in(k_fit, ei),
-                           steps_per_call=min(500, plan_.n_steps), progress=progress)
-        losses = _final_losses(res.history, plan_.n_steps)
-        for j, ((lr, a, seed), model) in enumerate(zip(ens.members, res.models)):
-            gen = np.asarray(task.free_run(model, val, n_val_run), np.float64)
-            d_stsp, d_h = _measures(val, gen)
-            rows.append(dict(member=len(rows), latent=ens.latent, hidden=ens.hidden,
-                             observation=ens.observation, forcing=ens.forcing, alpha=a,
-                             learning_rate=lr, seed=seed, val_D_stsp=d_stsp, val_D_H=d_h,
-                             final_loss=float(losses[j]), kept=False,
-                             verdict=diagnose(gen, d_h=d_h, d_h_constant=d_h_val_constant)))
+        ens_models, ens_rows, history = trained[ei]
+        for j, (row, model) in enumerate(zip(ens_rows, ens_models)):
+            rows.append(dict(member=len(rows), **row))
             models.append(model)
-            histories.append((res.history, j))
+            histories.append((history, j))
     jax.block_until_ready(jax.tree_util.tree_leaves(models))
     best = best_member([r["val_D_stsp"] for r in rows], [r["val_D_H"] for r in rows])
     rows[best]["kept"] = True
