@@ -38,8 +38,9 @@ def small_run(lorenz):
 
 
 def test_keeps_the_member_best_on_validation(small_run, lorenz):
-    """Score every member ourselves on the held-out end of the training series and check
-    that the kept one is the best by the documented rule (lowest rank sum of D_stsp, D_H)."""
+    """Score every member ourselves on the held-out end of the training series (free runs
+    from four points spread over it, the mean of each measure) and check that the kept one is
+    the best by the documented rule (lowest rank sum of D_stsp, D_H)."""
     r = small_run
     assert len(r.grid) == len(r.members) >= 3
     assert {row["forcing"] for row in r.grid} == {"adaptive", "constant"}
@@ -49,15 +50,18 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
     val = train[len(train) - int(0.2 * len(train)):]
     d_stsp, d_h = [], []
     for row, model in zip(r.grid, r.members):
-        # a free run from the validation piece's first point, 20 000 points long (D_stsp)
-        z = model.init_state(jnp.asarray(val[0]))
-        zs = jnp.concatenate([z[None], model.rollout(z, 20_000 - 1)])
-        gen = np.asarray(jax.vmap(model.observe)(zs))
-        if np.all(np.isfinite(gen)) and np.abs(gen).max() < 1e6:
-            ds = float(dr.metrics.state_space_divergence(val, gen, method="bins"))
-            dh = float(dr.metrics.power_spectrum_distance(val, gen[: len(val)]))
-        else:
-            ds, dh = np.inf, 1.0
+        runs = []
+        for start in (0, len(val) // 4, len(val) // 2, 3 * len(val) // 4):
+            # a free run from a point of the validation piece, 20 000 points long (D_stsp)
+            z = model.init_state(jnp.asarray(val[start]))
+            zs = jnp.concatenate([z[None], model.rollout(z, 20_000 - 1)])
+            gen = np.asarray(jax.vmap(model.observe)(zs))
+            if np.all(np.isfinite(gen)) and np.abs(gen).max() < 1e6:
+                runs.append((float(dr.metrics.state_space_divergence(val, gen, method="bins")),
+                             float(dr.metrics.power_spectrum_distance(val, gen[: len(val)]))))
+            else:
+                runs.append((np.inf, 1.0))
+        ds, dh = np.mean([u for u, _ in runs]), np.mean([v for _, v in runs])
         assert row["val_D_stsp"] == pytest.approx(ds, rel=1e-3, abs=1e-4)
         assert row["val_D_H"] == pytest.approx(dh, rel=1e-3, abs=1e-4)
         d_stsp.append(ds)
