@@ -155,7 +155,7 @@ def test_cli_writes_the_grid(lorenz, tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--test",
                str(tmp_path / "test.npy"), "--budget", "5s", "--steps", "30", "--out",
-               str(out), "--no-progress"])
+               str(out), "--no-progress", "--workers", "1"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "grid (" in text and "state-space divergence" in text
@@ -176,6 +176,9 @@ def test_cli_writes_the_grid(lorenz, tmp_path, capsys):
     assert main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--budget", "5s",
                  "--steps", "30", "--out", str(out), "--no-progress"]) == 1
     assert "--overwrite" in capsys.readouterr().err
+    assert main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--workers", "none",
+                 "--out", str(tmp_path / "other")]) == 1
+    assert "--workers must be 'auto' or an integer >= 1, got 'none'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind", ["noise", "constant"])

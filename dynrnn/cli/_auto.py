@@ -41,6 +41,7 @@ def run_automatic(args, echo=print) -> int:
             budget = parse_budget(args.budget)
         except DynrnnValueError as e:
             raise DynrnnValueError(f"--budget {args.budget!r}: {e}") from e
+    workers = _workers(args)
     for name in ("steps", "hidden", "latent"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -66,7 +67,7 @@ def run_automatic(args, echo=print) -> int:
         x_train, test=x_test, dt=dt, budget=budget,
         key=jr.PRNGKey(args.seed if args.seed is not None else 0),
         n_steps=args.steps, latent=args.latent, hidden=args.hidden, lyapunov=lam,
-        progress=args.progress, echo=echo, workers=_workers(args),
+        progress=args.progress, echo=echo, workers=workers,
     )
     if result.model is None:
         (run_dir / "verdict.txt").write_text(result.message + "\n")
