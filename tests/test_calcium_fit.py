@@ -207,3 +207,31 @@ def test_bad_inputs_name_the_argument(getkey):
     affine = dr.models.ShallowPLRNN(obs=4, latent=2, hidden=8, key=getkey())
     with pytest.raises(TypeError, match="CalciumObservation"):
         objective.prepare(affine, F)
+
+
+@pytest.mark.parametrize("name", [
+    "GRU",
+    pytest.param("CfC", marks=pytest.mark.slow),
+    pytest.param("PLRNN", marks=pytest.mark.slow),
+])
+def test_any_latent_family_trains_on_fluorescence(name, getkey):
+    """The objective needs only the latent-model contract: other families give a finite
+    loss and finite, non-zero gradients for their dynamics and the observation."""
+    import equinox as eqx
+    from helpers import make_family
+
+    rng = _rng()
+    F, _, gamma = _simulated(rng, n_neurons=5, T=200)
+    obs = dr.models.CalciumObservation(5, 4, gamma=gamma, key=getkey())
+    model = make_family(name, key=getkey(), obs=5, latent=4, observation=obs)
+    objective = dr.training.CalciumReconstruction(seq_len=20)
+    model = objective.initialise(model, F)
+    batch = objective.sample(objective.prepare(model, F), getkey(), 4)
+    value, grads = eqx.filter_value_and_grad(
+        lambda m: objective.loss(m, batch, 0.3, getkey()))(model)
+    assert np.isfinite(float(value))
+    leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in leaves)
+    dynamics = eqx.filter(eqx.tree_at(lambda m: m.observation, grads, None), eqx.is_inexact_array)
+    assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(dynamics))
+    assert np.any(np.asarray(grads.observation.W) != 0)
