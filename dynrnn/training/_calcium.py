@@ -268,7 +268,17 @@ class CalciumReconstruction(AbstractObjective):
 
     def window_loss(self, model, window: Float[Array, "time 4*obs"], weight, alpha,
                     key: PRNGKeyArray | None = None) -> Float[Array, ""]:
-        """The negative log-likelihood (module docstring) of one window."""
+        """The negative log-likelihood (module docstring) of one window.
+
+        **Arguments:**
+        - `model`: a latent model with a `CalciumObservation`.
+        - `window`: `(order + seq_len, 4·obs)`, the columns `(F, r̂, F̂, ŝ)` of `prepare`.
+        - `weight`: `(obs,)` per-neuron weights `1/σ²`.
+        - `alpha`: the teacher-forcing strength.
+        - `key`: the noise of a stochastic model (ignored otherwise).
+
+        **Returns:** the scalar loss.
+        """
         obs = model.observation
         n, p = model.n_obs, obs.order
         F, rhat, fhat, s = (window[:, k * n:(k + 1) * n] for k in range(4))

@@ -166,7 +166,12 @@ class CalciumObservation(AbstractObservation):
         return len(self.kernel[0])
 
     def kernel_coefficients(self, dtype=None) -> Float[Array, "obs order"]:
-        """The AR coefficients as a JAX array (differentiable when the kernel is learned)."""
+        """The AR coefficients as a JAX array, differentiable when the kernel is learned.
+
+        **Arguments:** `dtype` (default: that of `W`).
+
+        **Returns:** `(obs, order)` coefficients `(γ1[, γ2])` per neuron.
+        """
         if self.log_tau is None:
             return jnp.asarray(self.kernel, dtype or self.W.dtype)
         return gamma_from_log_tau(self.log_tau).astype(dtype or self.W.dtype)
