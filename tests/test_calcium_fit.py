@@ -235,3 +235,36 @@ def test_any_latent_family_trains_on_fluorescence(name, getkey):
     dynamics = eqx.filter(eqx.tree_at(lambda m: m.observation, grads, None), eqx.is_inexact_array)
     assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(dynamics))
     assert np.any(np.asarray(grads.observation.W) != 0)
+
+
+def test_warm_start_from_given_states(getkey):
+    """`initialise(..., states=)` (warm start from a two-stage model): the forcing signals are
+    the least-squares reconstruction of the given states, so they follow the true latent of
+    a simulated population, transform with any affine change of the states' coordinates
+    (`ẑ(S A + c) = ẑ(S) A + c`), and α, β are those of the plain initialisation."""
+    from dynrnn.training._calcium import _deconvolved, forcing_states
+
+    rng = _rng()
+    T = 600
+    F, _, gamma = _simulated(rng, T=T)
+    t = np.arange(T)
+    z = np.stack([np.sin(2 * np.pi * t / 60.0), np.cos(2 * np.pi * t / 60.0)], 1)
+    model = _model(F.shape[1], 2, gamma, getkey())
+    objective = dr.training.CalciumReconstruction(seq_len=30)
+    plain = objective.initialise(model, F)
+    warm = objective.initialise(model, F, states=z)
+    np.testing.assert_array_equal(np.asarray(warm.observation.alpha),
+                                  np.asarray(plain.observation.alpha))
+    np.testing.assert_array_equal(np.asarray(warm.observation.beta),
+                                  np.asarray(plain.observation.beta))
+    rhat = jnp.asarray(_deconvolved(warm.observation, F, 1.0, 1.0)[0], jnp.float32)
+    zhat = np.asarray(forcing_states(warm.observation, rhat))
+    r = [np.corrcoef(zhat[:, k], z[:, k])[0, 1] for k in range(2)]
+    assert min(r) > 0.7, r
+    A = rng.normal(size=(2, 2)) + 2.0 * np.eye(2)
+    c = rng.normal(size=2)
+    moved = objective.initialise(model, F, states=z @ A + c)
+    zhat2 = np.asarray(forcing_states(moved.observation, rhat))
+    np.testing.assert_allclose(zhat2, zhat @ A + c, atol=1e-3 * (1 + np.abs(zhat @ A + c).max()))
+    with pytest.raises(ValueError, match=r"`states`.*\(600, 2\).*\(599, 2\)"):
+        objective.initialise(model, F, states=z[1:])

@@ -316,7 +316,7 @@ class CalciumReconstruction(AbstractObjective):
 
     # -- before and after fitting ------------------------------------------------------------
 
-    def initialise(self, model, data):
+    def initialise(self, model, data, *, states=None):
         """The model with its observation set from the data: `β` the deconvolution's
         baselines, `α` the median size of the deconvolved events (one spike's jump, as the
         L1 penalty shrinks small events to zero), and `b`, `W` the mean and the leading
@@ -324,11 +324,34 @@ class CalciumReconstruction(AbstractObjective):
         standardised principal components (latent units beyond the data's rank keep their
         initial columns). The dynamics are untouched.
 
+        **Warm start.** With `states`, `W, b` are instead the least-squares affine map from
+        the given latent states to `softplus⁻¹(r̂/α)`, so that the forcing signals `ẑ` are the
+        least-squares reconstruction of those states. Use it to continue, on the fluorescence
+        likelihood, from a model fitted to the deconvolved spikes (the two-stage pipeline):
+        put that model's dynamics under a `CalciumObservation` and pass the states it was
+        trained to follow (e.g. `dr.forcing.infer_states(two_stage, x, alpha=1.0)` on the
+        spikes `x` it was fitted to):
+
+        ```python
+        model = eqx.tree_at(lambda m: m.observation, two_stage, calcium_observation)
+        states = dr.forcing.infer_states(two_stage, x, alpha=1.0)
+        model = objective.initialise(model, F, states=states)
+        ```
+
+        On the simulated calcium benchmark (`benchmarks/calcium_end_to_end.py --methods
+        warm-start`) this kept most of the end-to-end rate gain but did not keep the free runs
+        stable: the fluorescence likelihood relearned amplifying dynamics.
+
         **Arguments:**
         - `model`: a latent model with a `CalciumObservation`.
         - `data`: fluorescence `(time, neurons)` (or a list / recording), as for `dr.fit`.
+        - `states`: optional `(time, latent)` states frame by frame with `data` (one array per
+          series, or one array for the series concatenated).
 
         **Returns:** the model with the new observation parameters.
+
+        **Raises:** `ValueError` for `states` of another length or width than the data and
+        the model's latent, or with non-finite values.
         """
         obs = _check_model(model)
         series = _fluorescence(model, data)
@@ -342,11 +365,22 @@ class CalciumReconstruction(AbstractObjective):
             alpha[i] = np.median(events) if events.size else 1.0
         alpha = np.maximum(alpha, 1e-6)
         x = np.asarray(_inv_softplus(jnp.maximum(jnp.asarray(rhat / alpha), _RATE_FLOOR)))
-        b = x.mean(axis=0)
-        _, sv, vt = np.linalg.svd(x - b, full_matrices=False)
-        k = min(model.n_latent, vt.shape[0])
         W = np.array(obs.W, np.float64)
-        W[:, :k] = vt[:k].T * (sv[:k] / np.sqrt(x.shape[0]))
+        if states is None:
+            b = x.mean(axis=0)
+            _, sv, vt = np.linalg.svd(x - b, full_matrices=False)
+            k = min(model.n_latent, vt.shape[0])
+            W[:, :k] = vt[:k].T * (sv[:k] / np.sqrt(x.shape[0]))
+        else:
+            S = states if isinstance(states, (list, tuple)) else [states]
+            S = np.concatenate([np.asarray(v, np.float64) for v in S])
+            if S.shape != (x.shape[0], model.n_latent):
+                raise DynrnnValueError(
+                    f"`states` must be (time, latent) = {(x.shape[0], model.n_latent)}, one "
+                    f"state per frame of `data`, got shape {S.shape}.")
+            check_array(S, "states", finite=True)
+            coef, *_ = np.linalg.lstsq(np.c_[S, np.ones(len(S))], x, rcond=None)
+            W, b = coef[:-1].T, coef[-1]
         dtype = obs.W.dtype
         new = eqx.tree_at(
             lambda o: (o.W, o.b, o.log_alpha, o.beta), obs,
