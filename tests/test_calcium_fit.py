@@ -154,11 +154,18 @@ def _simulated(rng, n_neurons=12, T=1600, period=60.0):
     return F, rates, gamma
 
 
-def test_recovers_rates_on_a_small_problem(getkey):
+def test_recovers_rates_on_a_small_problem():
     """A latent oscillation behind 12 Poisson neurons through the calcium kernel: training
     lowers the likelihood loss on held-out windows, and the fitted model's rates at the
-    inferred states correlate with the true rates (r > 0.8; chance ≈ 0)."""
-    rng = _rng()
+    inferred states correlate with the true rates (r > 0.8; chance ≈ 0). A training outcome,
+    not an equivalence: fixed seeds (with fresh ones it failed once in the full suite of
+    session 7, after passing in every run alone)."""
+    rng = np.random.default_rng(7)
+    keys = iter(jr.split(jr.PRNGKey(7), 8))
+
+    def getkey():
+        return next(keys)
+
     F, rates, gamma = _simulated(rng)
     model = _model(F.shape[1], 2, gamma, getkey())
     objective = dr.training.CalciumReconstruction(seq_len=30)
