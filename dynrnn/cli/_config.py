@@ -71,7 +71,11 @@ def read_config(path) -> dict:
     # merged in under a recording (without `test` the last 20 % of `train` is held out).
     if "train" in cfg.get("data", {}):
         whole += ("data",)
-    return merge({k: v for k, v in DEFAULT_RECONSTRUCT.items() if k not in whole}, cfg)
+    out = merge({k: v for k, v in DEFAULT_RECONSTRUCT.items() if k not in whole}, cfg)
+    # Several members (parallel processes) only where a config asks for them: the main job's
+    # default must not turn every `dynrnn fit` of another recipe into two runs.
+    out["training"]["members"] = cfg.get("training", {}).get("members", 1)
+    return out
 
 
 def _toml_value(v) -> str:

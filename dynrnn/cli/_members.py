@@ -83,10 +83,14 @@ def _train(cfg, i, x_fit, x_val, run_dir, progress, overwrite):
     return result
 
 
-def _worker(cfg, i, x_fit, x_val, run_dir, overwrite) -> tuple[int, str | None]:
+def _worker(cfg, i, x_fit, x_val, run_dir, overwrite, x64) -> tuple[int, str | None]:
     """Entry point of a spawned process: trains member `i`, writes its model and history into
-    its member folder, returns `(i, None)` or `(i, message)` when training diverged."""
+    its member folder, returns `(i, None)` or `(i, message)` when training diverged. `x64`:
+    the caller's `jax_enable_x64` (a spawned process starts with JAX's default)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import jax
+
+    jax.config.update("jax_enable_x64", bool(x64))
     import dynrnn as dr
 
     from ..training._checkpoint import atomic_write_bytes
@@ -143,8 +147,11 @@ def fit_members(cfg, x_train, x_fit, x_val, run_dir, progress, overwrite, echo):
     if spawned:
         ctx = multiprocessing.get_context("spawn")
         pool = ctx.Pool(processes=min(workers - 1, len(spawned)))
-        futures = [pool.apply_async(_worker, (cfg, i, x_fit, x_val, str(run_dir), overwrite))
-                   for i in spawned]
+        import jax
+
+        x64 = bool(jax.config.jax_enable_x64)
+        futures = [pool.apply_async(_worker, (cfg, i, x_fit, x_val, str(run_dir), overwrite,
+                                              x64)) for i in spawned]
     try:
         for i in here:
             try:
