@@ -150,13 +150,16 @@ def end_to_end(F_tr, F_te, gamma, key, args):
                  optimizer=dr.training.default_optimizer(args.steps, args.lr), key=k3,
                  progress=False)
     wall = time.perf_counter() - t0
-    m = res.model
+    extra = {"tau": float(-1.0 / np.log(res.model.observation.gamma[:, 0]).mean())} \
+        if args.learn_kernel else {}
+    return (*_inferred(objective, res.model, F_tr, F_te), wall, extra)
+
+
+def _inferred(objective, m, F_tr, F_te):
+    """`(model, train states, test states, test rates)` of a calcium fit (GTF blend α 0.5)."""
     s_tr = objective.infer_states(m, F_tr, alpha=0.5)
     s_te = objective.infer_states(m, F_te, alpha=0.5)
-    rates = np.asarray(m.observation.rates(jnp.asarray(s_te)))
-    extra = {"tau": float(-1.0 / np.log(m.observation.gamma[:, 0]).mean())} \
-        if args.learn_kernel else {}
-    return m, s_tr, s_te, rates, wall, extra
+    return m, s_tr, s_te, np.asarray(m.observation.rates(jnp.asarray(s_te)))
 
 
 def deconvolved_rates(F, gamma, smooth):
@@ -211,11 +214,7 @@ def warm_start(F_tr, F_te, gamma, key, args):
                  optimizer=dr.training.default_optimizer(n2, args.lr), key=k3,
                  progress=False)
     wall = time.perf_counter() - t0
-    m = res.model
-    s_tr = objective.infer_states(m, F_tr, alpha=0.5)
-    s_te = objective.infer_states(m, F_te, alpha=0.5)
-    rates = np.asarray(m.observation.rates(jnp.asarray(s_te)))
-    return m, s_tr, s_te, rates, wall, {}
+    return (*_inferred(objective, res.model, F_tr, F_te), wall, {})
 
 
 def main(argv=None):

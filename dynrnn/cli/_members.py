@@ -26,26 +26,6 @@ import numpy as np
 from .._errors import TrainingDivergedError
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def n_workers(tr: dict, members: int) -> int:
-    """Processes that train at once: `[training] workers`, `"auto"` = min(members, cores) on
-    CPU and 1 on an accelerator (processes would share its memory)."""
-    import jax
-
-    workers = tr.get("workers", "auto")
-    if workers == "auto":
-        if jax.default_backend() != "cpu":
-            return 1
-        return max(1, min(members, _cores()))
-    return max(1, min(int(workers), members))
-
-
 def member_keys(cfg: dict, i: int):
     """`(k_model, k_fit)` of member `i` (member 0: the seed's own keys, as with one member)."""
     import jax.random as jr
@@ -135,7 +115,9 @@ def fit_members(cfg, x_train, x_fit, x_val, run_dir, progress, overwrite, echo):
     members = int(tr.get("members", 1))
     if members == 1:
         return _train(cfg, 0, x_fit, x_val, run_dir, progress, overwrite), []
-    workers = n_workers(tr, members)
+    from ..training._reconstruct import n_workers
+
+    workers = n_workers(tr.get("workers", "auto"), members)
     echo(f"training {members} members ({workers} at once), keeping the best on the training "
          "series")
     results: dict[int, object] = {}
