@@ -13,6 +13,10 @@ import pathlib
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# The command line keeps XLA's compiled programs in ~/.cache between runs; the tests write
+# nothing outside their temporary folders (tests/test_cli.py checks the cache on its own).
+os.environ.setdefault("DYNRNN_COMPILE_CACHE", "off")
+
 import jax  # noqa: E402
 
 

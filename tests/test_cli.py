@@ -1,6 +1,7 @@
 """`dynrnn reconstruct`, `dynrnn fit`, `dynrnn evaluate` on small runs."""
 
 import json
+import os
 import pathlib
 import tomllib
 
@@ -155,6 +156,45 @@ def test_help_does_not_import_jax():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert "reconstruct" in out.stdout and "--debug" in out.stdout
+
+
+def test_compilation_cache_between_runs(tmp_path, monkeypatch):
+    """The command keeps compiled programs in a folder per JAX version and processor, which a
+    second process (a later run, or a spawned member) reads back; `off` and JAX's own setting
+    are honoured."""
+    import subprocess
+    import sys
+
+    from dynrnn.cli._main import _compilation_cache_dir
+
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("DYNRNN_COMPILE_CACHE", "off")
+    assert _compilation_cache_dir() is None
+    monkeypatch.setenv("DYNRNN_COMPILE_CACHE", str(tmp_path / "cache"))
+    folder = _compilation_cache_dir()
+    assert folder is not None and folder.startswith(str(tmp_path / "cache"))
+    assert f"jax-{jax.__version__}-" in folder
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "theirs"))
+    assert _compilation_cache_dir() is None
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+
+    code = ("import os, jax, jax.numpy as jnp\n"
+            "from dynrnn.cli._main import _use_compilation_cache\n"
+            "_use_compilation_cache()\n"
+            "print(os.environ['JAX_COMPILATION_CACHE_DIR'])\n"
+            "print(float(jax.jit(lambda x: jnp.sin(x) * 3.0 + x ** 2)(1.5)))\n")
+    env = dict(os.environ, DYNRNN_COMPILE_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=env, timeout=120) for _ in range(2)]
+    for out in runs:
+        assert out.returncode == 0, out.stderr
+    first, second = (out.stdout.split() for out in runs)
+    assert first[0] == folder and second[0] == folder
+    assert float(first[1]) == pytest.approx(np.sin(1.5) * 3 + 1.5**2, rel=1e-6)
+    assert first[1] == second[1]
+    entries = [p for p in pathlib.Path(folder).iterdir() if p.name != "README"]
+    assert entries, "no compiled program was written to the cache"
 
 
 def test_errors_are_one_line_unless_debug(tmp_path, capsys):
