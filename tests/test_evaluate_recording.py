@@ -151,17 +151,24 @@ def test_cosmoothing_linear_vs_noise_neurons(getkey):
         r2 = cs["r2"].sel(regressors=source)
         assert np.all(r2.sel(neuron=["n0", "n6"]) > 0.95), r2.values
         assert np.all(np.abs(r2.sel(neuron=["n3", "n7"])) < 0.05), r2.values
-    # against an independent ridge/least-squares read-out of the held-in activity
-    xin_tr = train["activity"].values[:, [1, 2, 4, 5]]
-    xin_te = test["activity"].values[:, [1, 2, 4, 5]]
-    X = np.c_[xin_tr, np.ones(len(xin_tr))]
-    coef = np.linalg.lstsq(X, train["activity"].values[:, held_out], rcond=None)[0]
-    pred = np.c_[xin_te, np.ones(len(xin_te))] @ coef
-    y = test["activity"].values[:, held_out]
+    # against an independent ridge read-out of the held-in activity: the documented penalty
+    # (ridge · T_train on the standardised features, intercept free) solved as an augmented
+    # least-squares problem (SVD) instead of the library's normal equations
+    xin_tr = train["activity"].values[:, [1, 2, 4, 5]].astype(np.float64)
+    xin_te = test["activity"].values[:, [1, 2, 4, 5]].astype(np.float64)
+    mu, sd = xin_tr.mean(0), xin_tr.std(0)
+    T_tr = len(xin_tr)
+    lam = float(cs.attrs["ridge"]) * T_tr
+    X = np.c_[(xin_tr - mu) / sd, np.ones(T_tr)]
+    X_aug = np.r_[X, np.c_[np.sqrt(lam) * np.eye(4), np.zeros((4, 1))]]
+    y_tr = train["activity"].values[:, held_out].astype(np.float64)
+    coef = np.linalg.lstsq(X_aug, np.r_[y_tr, np.zeros((4, len(held_out)))], rcond=None)[0]
+    pred = np.c_[(xin_te - mu) / sd, np.ones(len(xin_te))] @ coef
+    y = test["activity"].values[:, held_out].astype(np.float64)
     ref = 1 - ((pred - y) ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)
-    np.testing.assert_allclose(cs["r2"].sel(regressors="held-in activity"), ref, atol=2e-3)
+    np.testing.assert_allclose(cs["r2"].sel(regressors="held-in activity"), ref, atol=1e-6)
     assert float(cs["mean_r2"].sel(regressors="held-in activity")) == pytest.approx(ref.mean(),
-                                                                                 abs=2e-3)
+                                                                                 abs=1e-6)
     assert float(cs["low"]) <= float(cs["difference"]) <= float(cs["high"])
 
 
