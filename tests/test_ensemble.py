@@ -132,6 +132,9 @@ SHARDED = textwrap.dedent(
 )
 
 
+# 75 s (four fits, a resume and a CfC in a subprocess on 4 host devices); the default run
+# checks data-parallel fits across processes in tests/test_distributed.py
+@pytest.mark.slow
 def test_sharded_equals_single_device(series, tmp_path):
     np.save(tmp_path / "x.npy", series)
     (tmp_path / "run.py").write_text(SHARDED)

@@ -195,6 +195,9 @@ def test_cli_no_dynamics(kind, tmp_path, capsys):
     assert json.loads((out / "measures.json").read_text())["verdict"] == "no dynamics"
 
 
+# 50 s; the plan's choice of an affine observation for many channels is checked without
+# training in the default run (test_plan_follows_budget_and_dimension)
+@pytest.mark.slow
 def test_many_channels_get_an_affine_observation(lorenz):
     """Lorenz-63 seen through 20 noisy mixed channels: an affine observation model with a
     latent size from the principal components, trained and scored in the 20 channels."""

@@ -173,6 +173,9 @@ def small_node():
     return make_node()
 
 
+# 28 s (compiles the backsolve adjoint); adjoints agree for the solver regulariser in
+# test_vmap_and_checkpointed_adjoints_agree, in the default run
+@pytest.mark.slow
 def test_local_variant_gradients_agree_across_adjoints():
     z = jnp.array([0.7, -0.4])
     key = jr.PRNGKey(3)
