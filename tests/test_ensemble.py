@@ -132,8 +132,10 @@ SHARDED = textwrap.dedent(
 )
 
 
-# 75 s (four fits, a resume and a CfC in a subprocess on 4 host devices); the default run
-# checks data-parallel fits across processes in tests/test_distributed.py
+# 75 s (four fits, a resume and a CfC in a subprocess on 4 host devices). The default run
+# checks data-parallel `fit` and `fit_ensemble` on a mesh across processes
+# (tests/test_distributed.py); the supervised path on a mesh and `pmean_flat` are checked only
+# here, in the slow set.
 @pytest.mark.slow
 def test_sharded_equals_single_device(series, tmp_path):
     np.save(tmp_path / "x.npy", series)

@@ -173,8 +173,9 @@ def small_node():
     return make_node()
 
 
-# 28 s (compiles the backsolve adjoint); adjoints agree for the solver regulariser in
-# test_vmap_and_checkpointed_adjoints_agree, in the default run
+# 28 s (compiles the backsolve adjoint). The default run checks that the checkpointed and
+# direct adjoints agree (test_vmap_and_checkpointed_adjoints_agree); the backsolve adjoint's
+# gradients are checked only here, in the slow set.
 @pytest.mark.slow
 def test_local_variant_gradients_agree_across_adjoints():
     z = jnp.array([0.7, -0.4])
