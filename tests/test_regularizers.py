@@ -157,10 +157,13 @@ def test_stiffness_linear_systems(getkey):
     )
     times = np.concatenate([[0.0], np.asarray(sol.ts)[np.isfinite(np.asarray(sol.ts))]])
     _, r_s, s_max = tsit5_replay(lambda t, y, a: a @ y, [1.0, 1.0], times, mat, stiffness=True)
-    np.testing.assert_allclose(float(acc["stiffness_integral"]), r_s, rtol=1e-10)
+    # Each step's estimate divides by |y1 - g6|, a difference of two nearly equal states, so
+    # float64 round-off is amplified: 1 draw in 150 differed from the replay by 3.3e-10
+    # (seed 129, λ = -7.31). 1e-8 allows that and still fails on any wrong term.
+    np.testing.assert_allclose(float(acc["stiffness_integral"]), r_s, rtol=1e-8)
     est = float(acc["stiffness_max"]) * TSIT5_STABILITY_SIZE
     assert 1.0 - 1e-9 <= est <= 7.3 + 1e-9
-    np.testing.assert_allclose(est, s_max * TSIT5_STABILITY_SIZE, rtol=1e-10)
+    np.testing.assert_allclose(est, s_max * TSIT5_STABILITY_SIZE, rtol=1e-8)
 
 
 def make_node(adjoint=dfx.RecursiveCheckpointAdjoint()):
