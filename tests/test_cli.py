@@ -82,6 +82,11 @@ def test_reconstruct_writes_run_folder(small_series, tmp_path, capsys):
         assert (out / name).exists(), name
     measures = json.loads((out / "measures.json").read_text())
     assert set(measures["model"]) >= {"D_stsp", "D_H", "PE", "max_lyapunov"}
+    # the fixed settings get a verdict as the automatic mode does, printed and written
+    assert measures["verdict"] in ("ok", "poor", "fixed point", "divergent",
+                                   "no better than a constant")
+    assert measures["message"] in text
+    assert (out / "verdict.txt").read_text().startswith(measures["message"])
     cfg = tomllib.loads((out / "config.toml").read_text())
     assert cfg["training"]["n_steps"] == 250 and cfg["model"]["hidden"] == 16
     # the saved model evaluates through the CLI
@@ -93,6 +98,35 @@ def test_reconstruct_writes_run_folder(small_series, tmp_path, capsys):
     # finished checkpoint instead of training again
     rc = main(["fit", str(out / "config.toml"), "--out", str(out), "--no-progress"])
     assert rc == 0
+
+
+def test_fixed_settings_verdict_names_the_failure(small_series):
+    """`dynrnn reconstruct` with fixed settings judges the free run like the automatic mode:
+    a model on a fixed point, a divergent one and one no better than a constant are named,
+    and the test series itself (a perfect model) is not."""
+    from dynrnn.cli._run import judge
+
+    train = np.load(small_series / "train.npy")
+    test = np.load(small_series / "test.npy")
+    rng = np.random.default_rng()
+    shift, scale = rng.normal(size=3), rng.uniform(0.5, 3.0, size=3)  # judged in sd units
+    tr, te = shift + scale * train, shift + scale * test
+    settle = shift + scale * (0.2 + np.exp(-np.arange(len(te)) / 30.0)[:, None]
+                              * rng.normal(size=3))
+    cases = {
+        "fixed point": settle,
+        "divergent": shift + scale * np.concatenate([test[:100], 100.0 * test[100:]]),
+        "no better than a constant": shift + scale * rng.normal(size=test.shape),
+        "ok": te,
+    }
+    for want, gen in cases.items():
+        verdict, message, suggestions = judge(tr, te, gen, n_steps=200)
+        assert verdict == want, (want, message)
+        if want == "ok":
+            assert suggestions == [] and message.startswith("Reconstructed")
+        else:
+            assert "FAILED" in message and any("automatic mode" in s for s in suggestions)
+    assert any("learning rate" in s for s in judge(tr, te, cases["divergent"], n_steps=200)[2])
 
 
 def _members_table(path):

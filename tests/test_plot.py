@@ -74,6 +74,19 @@ def test_attractor_limits_stay_on_the_data_when_the_model_diverges():
     assert "leaves the data range" in fig.axes[1].get_title()
 
 
+def test_attractor_marks_a_model_that_settles_on_a_fixed_point():
+    x = _lorenz_like()
+    rng = np.random.default_rng(2)
+    # decays onto a point inside the data's range: the last half moves far less than 1 %
+    settle = 0.3 + np.exp(-np.arange(len(x)) / 50.0)[:, None] * rng.standard_normal(3)
+    fig = dr.plot.attractor(x, settle)
+    assert "fixed point" in fig.axes[1].get_title()
+    assert len(fig.axes[1].collections) == 1  # the marker at the run's end
+    # an oscillating model is drawn as before: no marker, no note
+    fig = dr.plot.attractor(x, 0.5 * x)
+    assert fig.axes[1].get_title() == "model" and not fig.axes[1].collections
+
+
 def test_attractor_high_dimensional_shows_named_principal_components():
     rng = np.random.default_rng(1)
     # Ten dimensions whose variance lies in a known 3-D subspace.

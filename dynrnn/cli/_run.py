@@ -155,14 +155,24 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     history.attrs["preprocessing"] = json.dumps(data.history)
     history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
     measures, x_gen = _report(cfg, result.model, x_train, x_test, attrs, echo)
+    verdict, message, suggestions = judge(x_train, x_test, x_gen, n_steps=n_steps,
+                                          automatic=False)
+    echo("")
+    echo(message)
+    for s in suggestions:
+        echo(f"  - {s}")
+    (run_dir / "verdict.txt").write_text(message + "\n" + "".join(f"  - {s}\n"
+                                                                  for s in suggestions))
     total = time.perf_counter() - t0
-    measures.update(train_time_s=train_time, total_time_s=total, n_steps=n_steps,
+    measures.update(verdict=verdict, message=message, suggestions=suggestions,
+                    train_time_s=train_time, total_time_s=total, n_steps=n_steps,
                     preprocessing=data.history)
     _write_outputs(cfg, run_dir, measures, x_test, x_gen, attrs["dt"], history, echo,
                    data.history)
     extra = "".join(f", {name}" for name in ("members.md", "evaluation.md", "evaluation.nc",
                                                "projection.nc") if (run_dir / name).exists())
-    echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, generated.nc"
+    echo(f"\nwrote {run_dir} (model.eqx, config.toml, history.nc, measures.json, verdict.txt, "
+         f"generated.nc"
          f"{extra}{', figures' if cfg.get('output', {}).get('figures', True) else ''}) in "
          f"{total:.0f} s")
     return measures
@@ -170,6 +180,57 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
 
 def _quiet(*args, **kwargs):
     pass
+
+
+def judge(x_train, x_test, x_gen, *, n_steps: int, automatic: bool = False):
+    """`(verdict, message, suggestions)` for a model trained with fixed settings: the free run
+    `x_gen` (from the test series' first point, as long as it) judged by the rules of the
+    automatic mode (`dr.training._reconstruct.diagnose`) in units of the training series'
+    sd, so that a fixed-point or divergent model is named as one instead of printed as a
+    row of numbers (issue 22, item 2)."""
+    import jax.numpy as jnp
+
+    from ..tasks._reconstruction import _d_stsp
+    from ..training._reconstruct import _measures, _standardise, constant_d_h, diagnose
+
+    train_s, test_s, mean, scale = _standardise(np.asarray(x_train, np.float64),
+                                                np.asarray(x_test, np.float64))
+    gen_s = (np.asarray(x_gen, np.float64) - mean) / scale
+    n = min(len(test_s), len(gen_s))
+    n_bins = 30
+    d_stsp, d_h = _measures(test_s[:n], gen_s[:n], n_bins)
+    d_h_constant = constant_d_h(test_s[:n])
+    d_stsp_data = _d_stsp(test_s[:n], jnp.asarray(train_s), n_bins)
+    verdict = diagnose(gen_s[:n], d_h=d_h, d_h_constant=d_h_constant, d_stsp=d_stsp,
+                       d_stsp_data=d_stsp_data)
+    scores = (f"D_stsp {d_stsp:.3g} (the training series against the test series: "
+              f"{d_stsp_data:.3g}), D_H {d_h:.3g} (a constant: {d_h_constant:.3g})")
+    if verdict == "ok":
+        return verdict, f"Reconstructed: the free run stays on the data's range and moves; " \
+                        f"{scores}.", []
+    what = {
+        "divergent": "the model's free run diverges (it leaves the data's range by more than "
+                     "20 sd)",
+        "fixed point": "the model settles on a fixed point: it does not move once running "
+                       "freely",
+        "no better than a constant": "the model's power spectrum is no closer to the data's "
+                                     "than a constant's",
+        "poor": "the model moves, but its state-space distribution is far from the data's",
+    }[verdict]
+    word = "POOR" if verdict == "poor" else "FAILED"
+    message = f"The reconstruction {word}: {what}. On the test series: {scores}."
+    suggestions = []
+    if not automatic:
+        suggestions.append("the automatic mode (`dynrnn reconstruct --data FILE` without "
+                           "--steps/--hidden/--latent/--config, or --budget 10min): a grid of "
+                           "settings scored on held-out data")
+    suggestions.append(f"more updates (--steps {max(2 * n_steps, 10_000)})")
+    if verdict == "divergent":
+        suggestions.append("a smaller learning rate ([training] learning_rate = 1e-4)")
+    else:
+        suggestions.append("stronger forcing ([teacher_forcing] alpha = 0.5) or a longer "
+                           "training window ([training] seq_len)")
+    return verdict, message, suggestions
 
 
 def _fit(dr, model, x_fit, tf, tr, n_steps, k_fit, progress, run_dir, overwrite, callbacks,

@@ -35,6 +35,8 @@ def attractor(
     fitted on the data and applied to both series; the axes name the components and the share
     of the data's variance each explains (`PC1 (41% var.)`). Both panels use the same limits
     (those of the data when the model leaves them far behind, with a note in the model panel).
+    A model whose run, over its last half, moves less than 1 % of the data's range is marked
+    at its end point (×) and its panel titled as settling on a fixed point.
 
     **Arguments:**
     - `x_true`, `x_gen`: `(time, dims)` arrays (or `xr.DataArray`/`xr.Dataset`, whose `state`
@@ -77,7 +79,16 @@ def attractor(
             raise DynrnnValueError(f"`axes` must be two axes (data, model), got {len(axes)}.")
         fig = axes[0].figure
     names = [axis_label(n, units) for n in proj.names]
+    # A model that settles on a fixed point draws a line too short to see: mark where it
+    # ends and say so, so that an empty-looking panel is not mistaken for a plotting error.
+    settled = _settles(data, model)
     for ax, x, name in zip(axes, (data, model), ("data", "model"), strict=True):
+        if name == "model" and settled:
+            end = x[-1]
+            if n_show >= 3:
+                ax.scatter([end[0]], [end[1]], [end[2]], color="C3", marker="x", s=60)
+            elif n_show == 2:
+                ax.scatter([end[0]], [end[1]], color="C3", marker="x", s=60)
         if n_show >= 3:
             ax.plot(x[:, 0], x[:, 1], x[:, 2], lw=0.3)
             ax.set(xlim=lims[0], ylim=lims[1], zlim=lims[2])
@@ -95,9 +106,21 @@ def attractor(
         ax.set_title(name)
     if clipped:
         axes[1].set_title("model (leaves the data range; limits are the data's)")
+    elif settled:
+        axes[1].set_title("model (settles on a fixed point, marked ×)")
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _settles(data: np.ndarray, model: np.ndarray) -> bool:
+    """Whether the model's free run, over its last half, moves less than 1 % of the data's
+    range in every shown dimension."""
+    tail = model[len(model) // 2:]
+    if len(tail) == 0 or not np.all(np.isfinite(tail)):
+        return False
+    reach = np.ptp(data, axis=0)
+    return bool(np.all(np.ptp(tail, axis=0) <= 0.01 * np.where(reach > 0, reach, 1.0)))
 
 
 def _spectrum(x: np.ndarray, smoothing: float) -> np.ndarray:
