@@ -66,9 +66,12 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
         assert row["val_D_H"] == pytest.approx(dh, rel=1e-3, abs=1e-4)
         d_stsp.append(ds)
         d_h.append(dh)
-    ranks = np.argsort(np.argsort(d_stsp, kind="stable"), kind="stable") + np.argsort(
-        np.argsort(d_h, kind="stable"), kind="stable")
-    expected = min(range(len(ranks)), key=lambda i: (ranks[i], d_stsp[i], i))
+    # ranked among the members whose validation runs did not collapse (all, if none)
+    pool = [i for i, row in enumerate(r.grid) if row["verdict"] == "ok"] or list(range(len(r.grid)))
+    ds_pool, dh_pool = [d_stsp[i] for i in pool], [d_h[i] for i in pool]
+    ranks = np.argsort(np.argsort(ds_pool, kind="stable"), kind="stable") + np.argsort(
+        np.argsort(dh_pool, kind="stable"), kind="stable")
+    expected = pool[min(range(len(pool)), key=lambda i: (ranks[i], ds_pool[i], i))]
     kept = [i for i, row in enumerate(r.grid) if row["kept"]]
     assert kept == [expected]
     assert r.model is r.members[expected]
@@ -86,6 +89,18 @@ def test_best_member_rule():
     assert best_member([0.2, 0.3, 5.0], [0.05, 0.04, 0.5]) == 0
     assert best_member([np.inf, 1.0], [1.0, 0.9]) == 1
     assert best_member([np.nan, np.nan], [1.0, 1.0]) == 0
+    # Dadras's 16-member grid (catalogue run, session 10): the rank sum alone keeps member
+    # 15, whose validation run settled on a fixed point; among the five whose runs did not
+    # collapse, members 3 and 8 tie on ranks and the lower D_stsp (3) is kept
+    ds = [11.07, 11.47, 5.835, 1.54, 9.597, 6.828, 12.06, 10.66, 2.668, 11.28, 5.952, 4.726,
+          12.2, 8.375, 11.98, 4.265]
+    dh = [0.5346, 0.259, 0.2016, 0.1977, 0.4357, 0.2581, 0.6749, 0.5702, 0.1898, 0.5958,
+          0.1477, 0.3261, 0.6264, 0.2643, 0.3685, 0.1373]
+    ok = [i in (3, 4, 5, 8, 14) for i in range(16)]
+    assert best_member(ds, dh) == 15
+    assert best_member(ds, dh, ok) == 3
+    assert best_member(ds, dh, [False] * 16) == 15  # none eligible: all are ranked
+    assert best_member(ds, dh, [i == 14 for i in range(16)]) == 14
 
 
 def test_diagnose_fixed_point_divergence_and_constant():

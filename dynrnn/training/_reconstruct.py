@@ -25,8 +25,10 @@ The steps (each recorded in the result):
    20 000 steps: `D_stsp` of short runs is mostly sampling noise) and is scored by the mean
    over the runs of `D_stsp` and `D_H` (on the first points, as many as the held-out piece
    has) against the held-out piece: a model with a second, wrong attractor is good from some
-   starts only. The member with the lowest sum of its two ranks is kept (ties: lower
-   `D_stsp`) and scored on the test series.
+   starts only. A member whose run from any start settles on a fixed point, diverges or
+   matches the spectrum no better than a constant is kept only when every member does; among
+   the others, the one with the lowest sum of its two ranks is kept (ties: lower `D_stsp`)
+   and scored on the test series.
 4. **Say what happened**: a verdict (`"ok"`, `"poor"`, `"fixed point"`, `"divergent"`, `"no
    better than a constant"`, `"no dynamics"`) with a plain message and suggestions of what the
    grid did not try.
@@ -437,12 +439,19 @@ def _rank(values) -> np.ndarray:
     return ranks
 
 
-def best_member(d_stsp, d_h) -> int:
+def best_member(d_stsp, d_h, eligible=None) -> int:
     """The member `dr.reconstruct` keeps: the lowest sum of its ranks by validation `D_stsp`
-    and by validation `D_H` (ties: the lower `D_stsp`, then the first)."""
-    total = _rank(d_stsp) + _rank(d_h)
-    v = np.where(np.isfinite(d_stsp), d_stsp, np.inf)
-    return int(min(range(len(total)), key=lambda i: (total[i], v[i], i)))
+    and by validation `D_H` (ties: the lower `D_stsp`, then the first). With `eligible`
+    (one bool per member: its validation runs neither settled on a fixed point, diverged nor
+    matched the spectrum no better than a constant), only eligible members are ranked, unless
+    none is: a model seen collapsing on held-out data is never kept over one that was not."""
+    d_stsp, d_h = np.asarray(d_stsp, float), np.asarray(d_h, float)
+    pool = np.arange(len(d_stsp))
+    if eligible is not None and np.any(eligible):
+        pool = pool[np.asarray(eligible, bool)]
+    total = _rank(d_stsp[pool]) + _rank(d_h[pool])
+    v = np.where(np.isfinite(d_stsp[pool]), d_stsp[pool], np.inf)
+    return int(pool[min(range(len(pool)), key=lambda i: (total[i], v[i], i))])
 
 
 def diagnose(gen, *, d_h: float, d_h_constant: float, d_stsp: float | None = None,
@@ -970,7 +979,8 @@ def reconstruct(
             models.append(model)
             histories.append((history, j))
     jax.block_until_ready(jax.tree_util.tree_leaves(models))
-    best = best_member([r["val_D_stsp"] for r in rows], [r["val_D_H"] for r in rows])
+    best = best_member([r["val_D_stsp"] for r in rows], [r["val_D_H"] for r in rows],
+                       [r["verdict"] == "ok" for r in rows])
     rows[best]["kept"] = True
     model = models[best]
     measures = task.score(model)
