@@ -185,6 +185,40 @@ class Thomas(AbstractSystem):
         return -self.a * y + self.b * jnp.sin(jnp.roll(y, -1))
 
 
+class HindmarshRose(AbstractSystem):
+    r"""The Hindmarsh-Rose neuron in the scaled form of Marhl & Perc: a fast membrane
+    potential `x` (time constant `tx`), a recovery variable `y` and an adaptation current `z`
+    (time constant `tz`); it spikes and bursts.
+
+    $$t_x \dot x = -t_x x + y - a x^3 + b x^2 + z,\quad \dot y = -a x^3 - (d - b) x^2 + z,
+    \quad t_z \dot z = -s x - z + c.$$
+
+    Marhl & Perc, "Determining the flexibility of regular and chaotic attractors", Chaos,
+    Solitons & Fractals 28 (2006); Hindmarsh & Rose, Proc. R. Soc. Lond. B 221 (1984).
+    """
+
+    a: float | Array = 0.49
+    b: float | Array = 1.0
+    c: float | Array = 0.0322
+    d: float | Array = 1.0
+    s: float | Array = 1.0
+    tx: float | Array = 0.03
+    tz: float | Array = 0.8
+
+    default_y0: ClassVar = (0.031111835, -0.021557059, 0.041475046)
+    reference_lyapunov: ClassVar = (0.2621, 0.0018, -6.5107)
+    reference_source: ClassVar = _DYSTS
+    citation: ClassVar = ("Marhl, M., Perc, M. (2006). Chaos, Solitons & Fractals 28; "
+                          "Hindmarsh, J. L., Rose, R. M. (1984). Proc. R. Soc. Lond. B 221.")
+
+    def vector_field(self, t, y, args):
+        x, yy, z = y[0], y[1], y[2]
+        cubic, square = self.a * x**3, x**2
+        return _stack((-self.tx * x + yy - cubic + self.b * square + z) / self.tx,
+                      -cubic - (self.d - self.b) * square + z,
+                      (-self.s * x - z + self.c) / self.tz)
+
+
 class Aizawa(AbstractSystem):
     r"""The Aizawa (Langford) attractor.
 
@@ -561,6 +595,7 @@ SYSTEMS: tuple[type[AbstractSystem], ...] = (
     Dadras,
     GenesioTesi,
     Halvorsen,
+    HindmarshRose,
     Lorenz84,
     NewtonLeipnik,
     NoseHoover,
