@@ -98,8 +98,13 @@ def test_forecast_rows_against_closed_forms(getkey):
     fc = ev["forecast"]
     assert list(fc["model"].values) == ["model", "AR(1)", "persistence"]
     k = np.arange(1, 4)
-    np.testing.assert_allclose(fc["r2"].sel(model="AR(1)"), a ** (2 * k), atol=0.03)
-    np.testing.assert_allclose(fc["r2"].sel(model="persistence"), 2 * a**k - 1, atol=0.03)
+    # Sampling error of R² on 10 000 correlated test points (2 000 simulated series): sd of
+    # the persistence row 0.005 / 0.009 / 0.012 at k = 1, 2, 3, of the AR(1) row < 0.01; the
+    # old common 0.03 failed 12 % of series on persistence. Tolerances now >= 5 sd; a lag off
+    # by one moves persistence's closed form by 0.12-0.16. (The exact check is below.)
+    np.testing.assert_allclose(fc["r2"].sel(model="AR(1)"), a ** (2 * k), atol=0.04)
+    pers = fc["r2"].sel(model="persistence").values
+    assert np.all(np.abs(pers - (2 * a**k - 1)) <= 0.025 * k), pers
     np.testing.assert_allclose(fc["lead_time"], k / 10.0)
     # the R² of each row against a direct NumPy computation on the same starts
     xt = test["activity"].values
@@ -154,7 +159,10 @@ def test_cosmoothing_linear_vs_noise_neurons(getkey):
     for source in ("latent states", "held-in activity"):
         r2 = cs["r2"].sel(regressors=source)
         assert np.all(r2.sel(neuron=["n0", "n6"]) > 0.95), r2.values
-        assert np.all(np.abs(r2.sel(neuron=["n3", "n7"])) < 0.05), r2.values
+        # not predicted: out of sample, a read-out of 4-6 regressors can only lose on pure
+        # noise (seen down to -0.074 with the model's two free units as regressors)
+        assert np.all(r2.sel(neuron=["n3", "n7"]) < 0.05), r2.values
+        assert np.all(r2.sel(neuron=["n3", "n7"]) > -0.25), r2.values
     # against an independent ridge read-out of the held-in activity: the documented penalty
     # (ridge · T_train on the standardised features, intercept free) solved as an augmented
     # least-squares problem (SVD) instead of the library's normal equations
