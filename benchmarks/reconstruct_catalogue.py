@@ -64,6 +64,17 @@ def extra_pairs() -> dict:
 GRIDS: list[str] = []
 
 
+def kept_setting(r) -> str:
+    """The kept member's setting and the grid's size, in one table cell."""
+    if r.model is None:
+        return "–"
+    s = r.settings
+    return (f"H {s['hidden']}, M {s['latent']}, "
+            + ("aGTF" if s["forcing"] == "adaptive" else f"α {s['alpha']:g}")
+            + f", lr {s['learning_rate']:g}, every {r.subsample}, T {r.plan.seq_len}, "
+            f"{r.plan.n_members}×{r.plan.n_steps}")
+
+
 def run_one(name, train, test, dt, lyapunov, budget, seed, seq_len=None, workers="auto"):
     import dynrnn as dr
 
@@ -74,12 +85,7 @@ def run_one(name, train, test, dt, lyapunov, budget, seed, seq_len=None, workers
         GRIDS.append(f"### {name}\n\n{r.grid_markdown()}\n")
     wall = time.perf_counter() - t0
     m = r.measures
-    s = r.settings
-    setting = "–" if r.model is None else (
-        f"H {s['hidden']}, M {s['latent']}, "
-        + ("aGTF" if s["forcing"] == "adaptive" else f"α {s['alpha']:g}")
-        + f", lr {s['learning_rate']:g}, every {r.subsample}, T {r.plan.seq_len}, "
-        f"{r.plan.n_members}×{r.plan.n_steps}")
+    setting = kept_setting(r)
     return dict(system=name, D_stsp=m.get("D_stsp", math.nan), D_H=m.get("D_H", math.nan),
                 D_stsp_data=m.get("D_stsp_data", math.nan),
                 lambda_model=m.get("lambda_max", math.nan),

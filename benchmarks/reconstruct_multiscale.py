@@ -67,6 +67,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
+    from reconstruct_catalogue import kept_setting  # this folder is on sys.path when run
+
     import dynrnn as dr
     from dynrnn.training._reconstruct import analyse
 
@@ -92,12 +94,7 @@ def main():
     print()
     print("| D_stsp | D_H | D_stsp train vs test | D_H of a constant | verdict | kept | wall (s) |")
     print("|---|---|---|---|---|---|---|")
-    s = r.settings
-    kept = "–" if r.model is None else (
-        f"H {s['hidden']}, M {s['latent']}, "
-        + ("aGTF" if s["forcing"] == "adaptive" else f"α {s['alpha']:g}")
-        + f", lr {s['learning_rate']:g}, every {r.subsample}, T {r.plan.seq_len}, "
-        f"{r.plan.n_members}×{r.plan.n_steps}")
+    kept = kept_setting(r)
     print(f"| {m.get('D_stsp', float('nan')):.3g} | {m.get('D_H', float('nan')):.3g} | "
           f"{m.get('D_stsp_data', float('nan')):.3g} | {m.get('D_H_constant', float('nan')):.3g}"
           f" | {r.verdict} | {kept} | {wall:.0f} |")

@@ -85,6 +85,11 @@ def test_attractor_marks_a_model_that_settles_on_a_fixed_point():
     # an oscillating model is drawn as before: no marker, no note
     fig = dr.plot.attractor(x, 0.5 * x)
     assert fig.axes[1].get_title() == "model" and not fig.axes[1].collections
+    # one dimension: marked at the run's last time and value
+    fig = dr.plot.attractor(x[:, :1], settle[:, :1], dt=0.01)
+    (marker,) = fig.axes[1].collections
+    np.testing.assert_allclose(marker.get_offsets()[0], [(len(x) - 1) * 0.01, settle[-1, 0]])
+    assert "fixed point" in fig.axes[1].get_title()
 
 
 def test_attractor_high_dimensional_shows_named_principal_components():

@@ -155,8 +155,7 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     history.attrs["preprocessing"] = json.dumps(data.history)
     history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
     measures, x_gen = _report(cfg, result.model, x_train, x_test, attrs, echo)
-    verdict, message, suggestions = judge(x_train, x_test, x_gen, n_steps=n_steps,
-                                          automatic=False)
+    verdict, message, suggestions = judge(x_train, x_test, x_gen, n_steps=n_steps)
     echo("")
     echo(message)
     for s in suggestions:
@@ -182,7 +181,7 @@ def _quiet(*args, **kwargs):
     pass
 
 
-def judge(x_train, x_test, x_gen, *, n_steps: int, automatic: bool = False):
+def judge(x_train, x_test, x_gen, *, n_steps: int):
     """`(verdict, message, suggestions)` for a model trained with fixed settings: the free run
     `x_gen` (from the test series' first point, as long as it) judged by the rules of the
     automatic mode (`dr.training._reconstruct.diagnose`) in units of the training series'
@@ -197,7 +196,7 @@ def judge(x_train, x_test, x_gen, *, n_steps: int, automatic: bool = False):
                                                 np.asarray(x_test, np.float64))
     gen_s = (np.asarray(x_gen, np.float64) - mean) / scale
     n = min(len(test_s), len(gen_s))
-    n_bins = 30
+    n_bins = 30  # as the automatic mode scores (`_measures`' default)
     d_stsp, d_h = _measures(test_s[:n], gen_s[:n], n_bins)
     d_h_constant = constant_d_h(test_s[:n])
     d_stsp_data = _d_stsp(test_s[:n], jnp.asarray(train_s), n_bins)
@@ -219,11 +218,9 @@ def judge(x_train, x_test, x_gen, *, n_steps: int, automatic: bool = False):
     }[verdict]
     word = "POOR" if verdict == "poor" else "FAILED"
     message = f"The reconstruction {word}: {what}. On the test series: {scores}."
-    suggestions = []
-    if not automatic:
-        suggestions.append("the automatic mode (`dynrnn reconstruct --data FILE` without "
-                           "--steps/--hidden/--latent/--config, or --budget 10min): a grid of "
-                           "settings scored on held-out data")
+    suggestions = ["the automatic mode (`dynrnn reconstruct --data FILE` without "
+                   "--steps/--hidden/--latent/--config, or --budget 10min): a grid of settings "
+                   "scored on held-out data"]
     suggestions.append(f"more updates (--steps {max(2 * n_steps, 10_000)})")
     if verdict == "divergent":
         suggestions.append("a smaller learning rate ([training] learning_rate = 1e-4)")

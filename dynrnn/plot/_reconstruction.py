@@ -83,12 +83,6 @@ def attractor(
     # ends and say so, so that an empty-looking panel is not mistaken for a plotting error.
     settled = _settles(data, model)
     for ax, x, name in zip(axes, (data, model), ("data", "model"), strict=True):
-        if name == "model" and settled:
-            end = x[-1]
-            if n_show >= 3:
-                ax.scatter([end[0]], [end[1]], [end[2]], color="C3", marker="x", s=60)
-            elif n_show == 2:
-                ax.scatter([end[0]], [end[1]], color="C3", marker="x", s=60)
         if n_show >= 3:
             ax.plot(x[:, 0], x[:, 1], x[:, 2], lw=0.3)
             ax.set(xlim=lims[0], ylim=lims[1], zlim=lims[2])
@@ -103,6 +97,10 @@ def attractor(
             ax.plot(t, x[:, 0], lw=0.6)
             ax.set(ylim=lims[0], ylabel=names[0],
                    xlabel="time" if dt is not None else "time step")
+        if name == "model" and settled:
+            # the run's end point: (time, value) for one dimension, the state otherwise
+            end = [t[-1], x[-1, 0]] if n_show == 1 else x[-1, :n_show]
+            ax.scatter(*[[v] for v in end], color="C3", marker="x", s=60)
         ax.set_title(name)
     if clipped:
         axes[1].set_title("model (leaves the data range; limits are the data's)")
