@@ -3,7 +3,7 @@ calcium imaging with a known latent system.
 
 Simulation (per seed): a standardised Lorenz-63 trajectory `z(t)` (`dr.systems.simulate`,
 `--dt` time units per frame) drives `--neurons` neurons with rates
-`λ_i(t) = exp(b_i + w_i·z(t))` spikes per frame (`w_i ~ N(0, 0.6² I)`, `exp(b_i) ~ U(0.1, 0.4)`);
+`λ_i(t) = exp(b_i + w_i·z(t))` spikes per frame (`w_i ~ N(0, 0.6² I)`, `exp(b_i) ~ U(0.1, 0.4)` times `--rate-scale`);
 spikes are Poisson counts; calcium follows the AR(1) kernel `γ = gamma_from_tau(--tau, 1)`
 (`--tau` frames); fluorescence `F = α_i c + β_i + σ ε` (`α_i ~ U(0.7, 1.3)`, `β_i ~ U(1, 2)`,
 `σ = --noise`). The first `--train` frames train, the next `--test` frames test.
@@ -72,7 +72,7 @@ def simulate(seed: int, args):
     z = np.asarray(ds.state.values, np.float64)
     N = args.neurons
     w = 0.6 * rng.standard_normal((N, 3))
-    b = np.log(rng.uniform(0.1, 0.4, N))
+    b = np.log(args.rate_scale * rng.uniform(0.1, 0.4, N))
     rates = np.exp(b + z @ w.T)
     spikes = rng.poisson(rates).astype(np.float64)
     gamma = dr.calcium.gamma_from_tau(args.tau, 1.0)
@@ -129,16 +129,21 @@ def in_box(true, gen):
         return float(np.mean(np.all((gen >= lo) & (gen <= hi), axis=1)))
 
 
+_GTF = ["adaptive"]
+
+
 def teacher_forcing():
-    """The main job's scheme (`dynrnn reconstruct`): adaptive GTF, decay γ = 0.99."""
-    return dr.GTF("adaptive", gamma=0.99)
+    """`--gtf`: the main job's scheme (`dynrnn reconstruct`, adaptive GTF with decay
+    γ = 0.99) or a constant forcing strength."""
+    a = _GTF[0]
+    return dr.GTF("adaptive", gamma=0.99) if a == "adaptive" else dr.GTF(float(a))
 
 
 def end_to_end(F_tr, F_te, gamma, key, args):
     k1, k2, k3 = jr.split(key, 3)
     g0 = gamma if not args.learn_kernel else dr.calcium.gamma_from_tau(1.3 * args.tau, 1.0)
     obs = dr.models.CalciumObservation(args.neurons, args.latent, gamma=g0, key=k1,
-                                       learn_kernel=args.learn_kernel)
+                                       learn_kernel=args.learn_kernel, encoder=args.encoder)
     model = dr.models.ShallowPLRNN(obs=args.neurons, latent=args.latent, hidden=args.hidden,
                                    observation=obs, key=k2)
     objective = dr.training.CalciumReconstruction(
@@ -226,6 +231,8 @@ def main(argv=None):
     p.add_argument("--dt", type=float, default=0.02)
     p.add_argument("--tau", type=float, default=8.0, help="calcium decay, frames")
     p.add_argument("--noise", type=float, default=0.3)
+    p.add_argument("--rate-scale", type=float, default=1.0,
+                   help="factor on the baseline rates (0.1-0.4 spikes per frame at z = 0)")
     p.add_argument("--latent", type=int, default=3)
     p.add_argument("--hidden", type=int, default=100)
     p.add_argument("--steps", type=int, default=10000)
@@ -233,15 +240,20 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq-len", type=int, default=50)
     p.add_argument("--smooth", type=float, default=1.0)
+    p.add_argument("--gtf", default="adaptive",
+                   help="GTF forcing strength: 'adaptive' (the main job's) or a constant")
     p.add_argument("--spike-weight", type=float, default=0.0)
     p.add_argument("--free-calcium", action="store_true",
                    help="end-to-end without forcing the calcium (force_calcium=False)")
     p.add_argument("--learn-kernel", action="store_true")
+    p.add_argument("--encoder", type=int, default=0,
+                   help="end-to-end: half-width in frames of the learned encoder (0: none)")
     p.add_argument("--warm-fraction", type=float, default=0.5,
                    help="warm-start: share of --steps spent on the two-stage fit first")
     p.add_argument("--methods", nargs="+", default=["end-to-end", "two-stage"],
                    help="end-to-end, two-stage, warm-start")
     args = p.parse_args(argv)
+    _GTF[0] = args.gtf
     methods = {"end-to-end": end_to_end, "two-stage": two_stage, "warm-start": warm_start}
     rows = {m: [] for m in args.methods}
     ref = []

@@ -40,9 +40,10 @@ def small_run(lorenz):
 
 def test_keeps_the_member_best_on_validation(small_run, lorenz):
     """Score every member ourselves on the held-out end of the training series (free runs
-    from `VALIDATION_STARTS` points spread evenly over it, the mean of each measure) and check
-    that the kept one is the best by the documented rule (lowest rank sum of D_stsp, D_H,
-    among the members whose validation runs did not collapse)."""
+    from `VALIDATION_STARTS` points spread evenly over it, the mean of each measure, and the
+    runs each against the whole training series) and check that the kept one is the best
+    by the documented rule (lowest rank sum of series D_stsp and validation D_H, among the
+    members whose validation runs did not collapse)."""
     r = small_run
     assert len(r.grid) == len(r.members) >= 3
     assert {row["forcing"] for row in r.grid} == {"adaptive", "constant"}
@@ -50,14 +51,15 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
     s = r.subsample
     train = (x[::s] - r.mean) / r.scale
     val = train[len(train) - int(0.2 * len(train)):]
-    d_stsp, d_h = [], []
+    d_stsp, d_h, series_ds = [], [], []
     for row, model in zip(r.grid, r.members):
-        runs = []
+        runs, gens = [], []
         for start in (k * len(val) // VALIDATION_STARTS for k in range(VALIDATION_STARTS)):
             # a free run from a point of the validation piece, 20 000 points long (D_stsp)
             z = model.init_state(jnp.asarray(val[start]))
             zs = jnp.concatenate([z[None], model.rollout(z, 20_000 - 1)])
             gen = np.asarray(jax.vmap(model.observe)(zs))
+            gens.append(gen)
             if np.all(np.isfinite(gen)) and np.abs(gen).max() < 1e6:
                 runs.append((float(dr.metrics.state_space_divergence(val, gen, method="bins")),
                              float(dr.metrics.power_spectrum_distance(val, gen[: len(val)]))))
@@ -66,11 +68,19 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
         ds, dh = np.mean([u for u, _ in runs]), np.mean([v for _, v in runs])
         assert row["val_D_stsp"] == pytest.approx(ds, rel=1e-3, abs=1e-4)
         assert row["val_D_H"] == pytest.approx(dh, rel=1e-3, abs=1e-4)
+        # the ranking measure: each run against the whole training series, averaged
+        ps = (np.mean([float(dr.metrics.state_space_divergence(train, g, method="bins"))
+                       for g in gens])
+              if all(np.all(np.isfinite(g)) and np.abs(g).max() < 1e6 for g in gens)
+              else np.inf)
+        assert row["series_D_stsp"] == pytest.approx(ps, rel=1e-3, abs=1e-4)
         d_stsp.append(ds)
         d_h.append(dh)
-    # ranked among the members whose validation runs did not collapse (all, if none)
+        series_ds.append(ps)
+    # ranked by the series D_stsp and the validation D_H among the members whose validation
+    # runs did not collapse (all, if none)
     pool = [i for i, row in enumerate(r.grid) if row["verdict"] == "ok"] or list(range(len(r.grid)))
-    ds_pool, dh_pool = [d_stsp[i] for i in pool], [d_h[i] for i in pool]
+    ds_pool, dh_pool = [series_ds[i] for i in pool], [d_h[i] for i in pool]
     ranks = np.argsort(np.argsort(ds_pool, kind="stable"), kind="stable") + np.argsort(
         np.argsort(dh_pool, kind="stable"), kind="stable")
     expected = pool[min(range(len(pool)), key=lambda i: (ranks[i], ds_pool[i], i))]
@@ -261,7 +271,8 @@ def test_an_error_in_a_worker_reaches_the_caller(lorenz):
 
     x, _ = lorenz
     x = (x - x.mean(0)) / x.std(0)
-    spec = _Spec(fit_part=x[:1500], val=x[1500:1700], n_val_run=200, d_h_constant=1.0, n_steps=5,
+    spec = _Spec(fit_part=x[:1500], val=x[1500:1700], n_val_run=200, n_val_burn=0,
+                 d_h_constant=1.0, n_steps=5,
                  batch_size=4, seq_len=20, k_model=_KeyData.of(jr.PRNGKey(0)),
                  k_fit=_KeyData.of(jr.PRNGKey(1)), x64=False)
     # the larger ensemble trains here, the failing one in the spawned process
@@ -274,3 +285,37 @@ def test_an_error_in_a_worker_reaches_the_caller(lorenz):
     assert "DynrnnValueError" in text and "Traceback" in text
     with pytest.raises(ValueError, match="workers"):
         dr.reconstruct(x, workers=0)
+
+
+def test_validation_scores_the_end_of_long_runs(lorenz):
+    """Each member runs from every validation start for `n_val_burn + n_val_run` steps and
+    only the end is scored (a model can wander over the attractor for 100 000 steps and then
+    settle on a small cycle): the row's measures against an independent replay of the runs
+    with `init_state`/`rollout`, and each end against the whole training series."""
+    from dynrnn.training._reconstruct import EnsemblePlan, _KeyData, _Spec, _train_ensemble
+
+    x, _ = lorenz
+    x = (x - x.mean(0)) / x.std(0)
+    fit, val = x[:1800], x[1800:2400]
+    burn, run = 700, 600
+    spec = _Spec(fit_part=fit, val=val, n_val_run=run, n_val_burn=burn, d_h_constant=1.0,
+                 n_steps=30, batch_size=4, seq_len=20, k_model=_KeyData.of(jr.PRNGKey(0)),
+                 k_fit=_KeyData.of(jr.PRNGKey(1)), x64=False)
+    ens = EnsemblePlan(3, 8, "identity", "adaptive", [(1e-3, None, 0), (5e-3, None, 1)])
+    models, rows, _ = _train_ensemble(spec, 0, ens, False)
+    for row, model in zip(rows, models):
+        scores, ends = [], []
+        for start in (k * len(val) // VALIDATION_STARTS for k in range(VALIDATION_STARTS)):
+            z = model.init_state(jnp.asarray(val[start], jnp.float32))
+            zs = jnp.concatenate([z[None], model.rollout(z, burn + run - 1)])
+            end = np.asarray(jax.vmap(model.observe)(zs), np.float64)[burn:]
+            assert end.shape == (run, 3)
+            ends.append(end)
+            scores.append((float(dr.metrics.state_space_divergence(val, end, method="bins")),
+                           float(dr.metrics.power_spectrum_distance(val, end[: len(val)]))))
+        assert row["val_D_stsp"] == pytest.approx(np.mean([a for a, _ in scores]), rel=1e-3)
+        assert row["val_D_H"] == pytest.approx(np.mean([b for _, b in scores]), rel=1e-3)
+        series = np.concatenate([fit, val])
+        mean = np.mean([float(dr.metrics.state_space_divergence(series, e, method="bins"))
+                        for e in ends])
+        assert row["series_D_stsp"] == pytest.approx(mean, rel=1e-3)

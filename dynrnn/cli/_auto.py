@@ -107,11 +107,12 @@ def run_automatic(args, echo=print) -> int:
                    data.history)
     echo("")
     echo(f"grid ({len(result.grid)} settings × {result.plan.n_steps} updates; grid.md):")
-    for row in sorted(result.grid, key=lambda r: (not r["kept"], r["val_D_stsp"]))[:5]:
+    for row in sorted(result.grid, key=lambda r: (not r["kept"], r["series_D_stsp"]))[:5]:
         echo(f"  {'*' if row['kept'] else ' '} hidden {row['hidden']:<4} "
              f"{'adaptive' if row['alpha'] is None else 'α=' + format(row['alpha'], 'g'):<9} "
-             f"lr {row['learning_rate']:<6g} seed {row['seed']}  validation D_stsp "
-             f"{row['val_D_stsp']:.3g}  D_H {row['val_D_H']:.3g}")
+             f"lr {row['learning_rate']:<6g} seed {row['seed']}  validation runs: D_stsp "
+             f"{row['series_D_stsp']:.3g} (vs the series), {row['val_D_stsp']:.3g} (vs the "
+             f"held-out end), D_H {row['val_D_H']:.3g}")
     echo("")
     echo(result.message)
     echo("(the verdict's figures are of a free run as long as the test series from its first "

@@ -114,6 +114,14 @@ def forcing_states(obs: CalciumObservation, rhat: Float[Array, "time obs"]):
     return jax.lax.stop_gradient(z)
 
 
+def _padded(x: np.ndarray, K: int) -> np.ndarray:
+    """`x` with `K` frames of its mean before and after (the encoder's edges)."""
+    if not K:
+        return x
+    pad = np.broadcast_to(x.mean(axis=0), (K, x.shape[1]))
+    return np.concatenate([pad, x, pad])
+
+
 def _forced(model, zhat, chat, tf, alpha, keys, force_calcium: bool):
     """Teacher-forced predictions for t = 1 … T from `z̃_0 = ẑ_0` and the calcium of the
     first `order` frames `ĉ`: `z_t = F(z̃_{t−1})`, `λ_t = rates(z_t)`,
@@ -232,12 +240,13 @@ class CalciumReconstruction(AbstractObjective):
         """
         obs = _check_model(model)
         series = _fluorescence(model, data)
-        length = self.seq_len + obs.order
+        length = self.seq_len + obs.order + 2 * obs.encoder
         longest = max(s.shape[0] for s in series)
         if length > longest:
             raise DynrnnValueError(
                 f"`seq_len`={self.seq_len} needs windows of {length} frames (with {obs.order} "
-                f"of initial calcium) but the longest series in `data` has {longest}."
+                f"of initial calcium and {2 * obs.encoder} for the encoder) but the longest "
+                f"series in `data` has {longest}."
             )
         if self.noise is None:
             sd = np.array([[noise_sd(s[:, i]) for i in range(s.shape[1])] for s in series])
@@ -280,17 +289,32 @@ class CalciumReconstruction(AbstractObjective):
         **Returns:** the scalar loss.
         """
         obs = model.observation
-        n, p = model.n_obs, obs.order
+        n, p, K = model.n_obs, obs.order, obs.encoder
         F, rhat, fhat, s = (window[:, k * n:(k + 1) * n] for k in range(4))
-        zhat = forcing_states(obs, rhat[p - 1:])
-        keys = (jr.split(key, zhat.shape[0] - 1) if isinstance(model, AbstractStochasticModel)
-                else None)
         # the calcium inferred from the data: the deconvolved (denoised) fluorescence
         chat = jax.lax.stop_gradient((fhat - obs.beta) / obs.alpha)
+        if K:
+            # the encoder sees K frames on both sides of the window's core
+            encoded = obs.encode(s)
+            F, chat, s = F[K:-K], chat[K:-K], s[K:-K]
+            zhat = jax.lax.stop_gradient(encoded[p - 1:])
+        else:
+            zhat = forcing_states(obs, rhat[p - 1:])
+        keys = (jr.split(key, zhat.shape[0] - 1) if isinstance(model, AbstractStochasticModel)
+                else None)
         lam, c = _forced(model, zhat, chat, self.teacher_forcing, alpha, keys,
                          self.force_calcium)
         mu = obs.alpha * c + obs.beta
         value = 0.5 * jnp.mean(weight * (F[p:] - mu) ** 2)
+        if K:
+            # The encoder's own term: its states decoded frame by frame, with the data's
+            # calcium before each frame, must explain the fluorescence. This sets the forcing
+            # signals' scale to the one the likelihood asks of the latent state.
+            gamma = obs.kernel_coefficients(chat.dtype).T
+            lam_e = obs.rates(encoded[p:])
+            c_e = lam_e + sum(gamma[j] * chat[p - 1 - j:chat.shape[0] - 1 - j]
+                              for j in range(p))
+            value = value + 0.5 * jnp.mean(weight * (F[p:] - obs.alpha * c_e - obs.beta) ** 2)
         if self.spike_weight:
             counts = s[p:] / jax.lax.stop_gradient(obs.alpha)
             value = value + self.spike_weight * jnp.mean(lam - counts * jnp.log(lam))
@@ -310,8 +334,11 @@ class CalciumReconstruction(AbstractObjective):
 
     def update_state(self, model, alpha, batch, step):
         windows, _, _ = batch
-        n = model.n_obs
-        zhat = jax.vmap(lambda w: forcing_states(model.observation, w[:, n:2 * n]))(windows)
+        n, obs = model.n_obs, model.observation
+        if obs.encoder:
+            zhat = jax.vmap(lambda w: jax.lax.stop_gradient(obs.encode(w[:, 3 * n:])))(windows)
+        else:
+            zhat = jax.vmap(lambda w: forcing_states(obs, w[:, n:2 * n]))(windows)
         return self.teacher_forcing.update_alpha(model, alpha, zhat, step + 1)[0]
 
     # -- before and after fitting ------------------------------------------------------------
@@ -386,6 +413,8 @@ class CalciumReconstruction(AbstractObjective):
             lambda o: (o.W, o.b, o.log_alpha, o.beta), obs,
             (jnp.asarray(W, dtype), jnp.asarray(b, dtype), jnp.asarray(np.log(alpha), dtype),
              jnp.asarray(base, dtype)))
+        if obs.encoder:
+            new = _fit_encoder(new, parts, alpha)
         return eqx.tree_at(lambda m: m.observation, model, new)
 
     def infer_states(self, model, data, *, alpha: float = 0.5) -> np.ndarray:
@@ -409,14 +438,42 @@ class CalciumReconstruction(AbstractObjective):
         if not 0.0 <= alpha <= 1.0:
             raise DynrnnValueError(f"`alpha` must be in [0, 1], got {alpha!r}.")
         (F,) = _fluorescence(model, check_array(data, "data", ndim=2))
-        rhat = _deconvolved(obs, F, self.smooth, self.sparsity)[0]
+        rhat, _, s, _ = _deconvolved(obs, F, self.smooth, self.sparsity)
         dtype = model_dtype(model) or jnp.result_type(float)
-        return np.asarray(_infer(model, jnp.asarray(rhat, dtype), jnp.asarray(alpha, dtype)))
+        signal = _padded(s, obs.encoder) if obs.encoder else rhat
+        return np.asarray(_infer(model, jnp.asarray(signal, dtype), jnp.asarray(alpha, dtype)))
+
+
+def _fit_encoder(obs: CalciumObservation, parts, alpha: np.ndarray) -> CalciumObservation:
+    """The encoder fitted by least squares (a small ridge) to the forcing signals of the
+    principal axes, `pinv(W)(softplus⁻¹(r̂/α) − b)`, from the spikes of the neighbouring
+    frames: the starting point that `CalciumReconstruction` then trains."""
+    K = obs.encoder
+    X, Y = [], []
+    for rhat, _, s, _ in parts:
+        target = np.asarray(forcing_states(obs, jnp.asarray(rhat, obs.W.dtype)), np.float64)
+        u = _padded(s / alpha, K)
+        n = s.shape[0]
+        X.append(np.concatenate([u[K + k:K + k + n] for k in range(-K, K + 1) if k], axis=1))
+        Y.append(target)
+    X, Y = np.concatenate(X), np.concatenate(Y)
+    mu = X.mean(axis=0)
+    Xc = X - mu
+    gram = Xc.T @ Xc
+    ridge = 1e-3 * np.trace(gram) / gram.shape[0]
+    coef = np.linalg.solve(gram + ridge * np.eye(gram.shape[0]), Xc.T @ (Y - Y.mean(axis=0)))
+    E = coef.T.reshape(obs.n_latent, 2 * K, obs.n_obs).transpose(1, 0, 2)
+    E = E * np.sqrt(2 * K * obs.n_obs)  # `encode` divides by √(fan-in)
+    e = Y.mean(axis=0) - mu @ coef
+    dtype = obs.W.dtype
+    return eqx.tree_at(lambda o: (o.E, o.e), obs, (jnp.asarray(E, dtype), jnp.asarray(e, dtype)))
 
 
 @eqx.filter_jit
-def _infer(model, rhat, alpha):
-    zhat = forcing_states(model.observation, rhat)
+def _infer(model, signal, alpha):
+    obs = model.observation
+    zhat = obs.encode(signal) if obs.encoder else forcing_states(obs, signal)
+    zhat = jax.lax.stop_gradient(zhat)
     n_forced = model.n_latent if not model.partial_forcing else model.n_obs
 
     def body(z, zh):

@@ -87,6 +87,13 @@ class CalciumObservation(AbstractObservation):
       `(obs, order)`: AR(1) `γ = e^{−1/τ}`; AR(2) decay and rise `d = e^{−1/τ_d}`,
       `r = e^{−1/τ_r}`, `γ1 = d + r`, `γ2 = −d r` (`gamma_from_tau` with `τ` in seconds times
       the frame rate), so that every update keeps a stable kernel with real, positive roots.
+    - `encoder`: half-width `K` in frames of a learned linear encoder (default 0: none). With
+      `K > 0` the model holds a recognition model of the latent state from the spikes of the
+      `K` frames before and after a frame, `ẑ_t = e + Σ_{0<|k|≤K} E_k s_{t+k}/α / √(2K·obs)`,
+      leaves `E` `(2K, latent, obs)` and `e` `(latent,)`; the frame's own spikes are left out, so the
+      encoder predicts the rate from its neighbours instead of copying the frame's Poisson
+      noise. `dr.training.CalciumReconstruction` trains it and uses its states as the
+      teacher-forcing signals (see there).
     - `key`: PRNG key for `W` (orthogonal: pinv(W) is well conditioned); `b = 0`.
 
     `W`, `b`, `log α`, `β` are trained; the kernel `gamma` is fixed (a static field) unless
@@ -102,17 +109,21 @@ class CalciumObservation(AbstractObservation):
     log_alpha: Float[Array, " obs"]
     beta: Float[Array, " obs"]
     log_tau: Float[Array, "obs order"] | None
+    E: Float[Array, "taps latent obs"] | None
+    e: Float[Array, " latent"] | None
     kernel: tuple[tuple[float, ...], ...] = eqx.field(static=True)
     noise_sd: float = eqx.field(static=True)
     learn_kernel: bool = eqx.field(static=True)
+    encoder: int = eqx.field(static=True)
     n_obs: int = eqx.field(static=True)
     n_latent: int = eqx.field(static=True)
 
     def __init__(self, obs: int, latent: int, *, gamma=(0.95,), alpha=1.0, beta=0.0,
-                 noise_sd: float = 0.1, learn_kernel: bool = False, key: PRNGKeyArray,
-                 dtype=None):
+                 noise_sd: float = 0.1, learn_kernel: bool = False, encoder: int = 0,
+                 key: PRNGKeyArray, dtype=None):
         check_positive(obs, "obs", integer=True)
         check_positive(latent, "latent", integer=True)
+        check_positive(encoder, "encoder", integer=True, strict=False)
         check_positive(noise_sd, "noise_sd", strict=False)
         dtype = dtype or jnp.result_type(float)
         g = np.asarray(gamma, np.float64)
@@ -141,6 +152,11 @@ class CalciumObservation(AbstractObservation):
         # `None` when fixed: the leaves (and so the files of `dr.save`) stay those of a model
         # built before the kernel could be learned.
         self.log_tau = jnp.asarray(np.log(tau_from_gamma(g)), dtype) if learn_kernel else None
+        # Zeros: `CalciumReconstruction.initialise` fits the encoder to the forcing signals of
+        # the principal axes before training. `None` without an encoder (files as before).
+        self.encoder = int(encoder)
+        self.E = jnp.zeros((2 * self.encoder, latent, obs), dtype) if encoder else None
+        self.e = jnp.zeros((latent,), dtype) if encoder else None
         self.n_obs = obs
         self.n_latent = latent
 
@@ -175,6 +191,28 @@ class CalciumObservation(AbstractObservation):
         if self.log_tau is None:
             return jnp.asarray(self.kernel, dtype or self.W.dtype)
         return gamma_from_log_tau(self.log_tau).astype(dtype or self.W.dtype)
+
+    def encode(self, spikes: Float[Array, "time obs"]) -> Float[Array, "time-2K latent"]:
+        """The encoder's states `ẑ_t = e + Σ_{0<|k|≤K} E_k s_{t+k}/α / √(2K·obs)` of the frames
+        that have `K` frames on both sides (`spikes`: deconvolved spikes in fluorescence units, as
+        `dr.calcium.deconvolve` gives them for `F`; divided by `α` here without gradient).
+
+        **Raises:** `ValueError` when the model has no encoder (`encoder=0`).
+        """
+        if self.E is None:
+            raise DynrnnValueError("this CalciumObservation has no encoder (encoder=0).")
+        K = self.encoder
+        u = spikes / jax.lax.stop_gradient(self.alpha).astype(spikes.dtype)
+        n = u.shape[0] - 2 * K
+        offsets = [k for k in range(-K, K + 1) if k != 0]
+        # Scaled by 1/√(fan-in) (the NTK parameterisation): RAdam's first updates are plain
+        # momentum steps, and with `E` unscaled a step changes ẑ by O(fan-in) (the loss
+        # exploded within 5 updates at rates of 0.5-2 spikes per frame).
+        E = self.E.astype(u.dtype) / np.sqrt(len(offsets) * self.n_obs)
+        z = self.e.astype(u.dtype)
+        for j, k in enumerate(offsets):
+            z = z + u[K + k:K + k + n] @ E[j].T
+        return z
 
     def _gain(self, dtype):
         return 1.0 / (1.0 - self.kernel_coefficients(dtype).sum(axis=1))
