@@ -12,6 +12,7 @@ import pytest
 import dynrnn as dr
 from dynrnn.cli import main
 from dynrnn.training._reconstruct import (
+    MAX_COLLAPSED_RUNS,
     VALIDATION_STARTS,
     SeriesAnalysis,
     analyse,
@@ -43,7 +44,7 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
     from `VALIDATION_STARTS` points spread evenly over it, the mean of each measure, and the
     runs each against the whole training series) and check that the kept one is the best
     by the documented rule (lowest rank sum of series D_stsp and validation D_H, among the
-    members whose validation runs did not collapse)."""
+    members whose validation runs collapsed from at most `MAX_COLLAPSED_RUNS` starts)."""
     r = small_run
     assert len(r.grid) == len(r.members) >= 3
     assert {row["forcing"] for row in r.grid} == {"adaptive", "constant"}
@@ -78,8 +79,12 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
         d_h.append(dh)
         series_ds.append(ps)
     # ranked by the series D_stsp and the validation D_H among the members whose validation
-    # runs did not collapse (all, if none)
-    pool = [i for i, row in enumerate(r.grid) if row["verdict"] == "ok"] or list(range(len(r.grid)))
+    # runs collapsed from at most MAX_COLLAPSED_RUNS starts (all, if none)
+    pool = ([i for i, row in enumerate(r.grid) if row["collapsed_runs"] <= MAX_COLLAPSED_RUNS]
+            or list(range(len(r.grid))))
+    for row in r.grid:
+        assert 0 <= row["collapsed_runs"] <= VALIDATION_STARTS
+        assert (row["collapsed_runs"] == 0) == (row["verdict"] == "ok")
     ds_pool, dh_pool = [series_ds[i] for i in pool], [d_h[i] for i in pool]
     ranks = np.argsort(np.argsort(ds_pool, kind="stable"), kind="stable") + np.argsort(
         np.argsort(dh_pool, kind="stable"), kind="stable")

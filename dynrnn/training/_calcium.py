@@ -28,6 +28,18 @@ ICML 2023, Sec. 3). The kernel's calcium is the observation model's part of the 
 forced alike, towards the calcium the deconvolution inferred, `ĉ = (F̂ − β)/α` (`F̂` the
 denoised fluorescence; `force_calcium=False` lets it run freely through the window from its
 first `order` frames instead).
+
+**With a learned encoder** (`CalciumObservation(..., encoder=K)`), the forcing signals are
+instead the encoder's states `ẑ_t` from the deconvolved spikes of the `K` frames before and
+after frame `t` (held without gradient in the forcing), and the loss gains the encoder's own
+term: its states decoded frame by frame, with the data's calcium before each frame,
+
+    λ̂_t = softplus(W ẑ_t + b),   ĉ'_t = γ1 ĉ_{t−1} + γ2 ĉ_{t−2} + λ̂_t
+    loss += mean_{t,i} (F_{t,i} − α_i ĉ'_{t,i} − β_i)² / (2 σ_i²)
+
+so that the forcing signals have the scale the likelihood asks of the latent state (without
+it, signals compressed against the rates taught the dynamics to amplify; measured in
+`docs/decisions.md`).
 """
 
 from __future__ import annotations
@@ -349,7 +361,9 @@ class CalciumReconstruction(AbstractObjective):
         L1 penalty shrinks small events to zero), and `b`, `W` the mean and the leading
         principal axes of `softplus⁻¹(r̂/α)`, scaled so that the forcing signals `ẑ` are the
         standardised principal components (latent units beyond the data's rank keep their
-        initial columns). The dynamics are untouched.
+        initial columns). With an encoder (`CalciumObservation(..., encoder=K)`), its `E, e`
+        are then fitted by ridge least squares to those forcing signals from the neighbouring
+        frames' spikes, so training starts from them. The dynamics are untouched.
 
         **Warm start.** With `states`, `W, b` are instead the least-squares affine map from
         the given latent states to `softplus⁻¹(r̂/α)`, so that the forcing signals `ẑ` are the
