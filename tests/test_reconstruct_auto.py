@@ -97,6 +97,8 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
                           "D_stsp_data"}
     assert r.verdict in ("ok", "poor", "fixed point", "divergent", "no better than a constant")
     assert r.message and (r.verdict == "ok" or "FAILED" in r.message or "POOR" in r.message)
+    # a kept member that collapsed from some validation starts is reported as such
+    assert ("validation starts" in r.message) == (r.settings["collapsed_runs"] > 0)
     table = r.grid_markdown()
     assert table.count("\n") == len(r.grid) + 1 and "**yes**" in table
 

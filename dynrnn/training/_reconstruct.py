@@ -1095,6 +1095,11 @@ def reconstruct(
         }[verdict]
         message = (f"The reconstruction FAILED: {what}. Kept: {setting}; {scores}. None of "
                    f"the {len(rows)} settings tried did better.")
+    if b["collapsed_runs"]:
+        # kept although some of its validation runs collapsed: say so (MAX_COLLAPSED_RUNS)
+        message += (f" Note: from {b['collapsed_runs']} of its {VALIDATION_STARTS} validation "
+                    f"starts the kept model's free run ended {b['verdict']!r}; other "
+                    f"starting points may do the same.")
     hist, j = histories[best]
     return ReconstructionResult(
         model=model, verdict=verdict, message=message,
