@@ -68,6 +68,7 @@ def run_automatic(args, echo=print) -> int:
         key=jr.PRNGKey(args.seed if args.seed is not None else 0),
         n_steps=args.steps, latent=args.latent, hidden=args.hidden, lyapunov=lam,
         progress=args.progress, echo=echo, workers=workers,
+        denoise=args.denoise is not False,
     )
     if result.model is None:
         (run_dir / "verdict.txt").write_text(result.message + "\n")

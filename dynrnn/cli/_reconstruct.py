@@ -52,6 +52,10 @@ def register(sub):
     p.add_argument("--workers", help="processes that train at once on CPU: 'auto' (default: "
                    "as many as there are cores and ensembles of the grid, or members) or a "
                    "number; the result does not depend on it")
+    p.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=None,
+                   help="automatic mode: remove white observation noise found in the training "
+                   "series before training (default: on; --no-denoise trains on the series "
+                   "as it is)")
     p.add_argument("--seed", type=int, help="seed of the initialisation and the batches "
                    "(default 0)")
     p.add_argument("--out", help="run folder (default runs/<time>-<name>); an existing one "
@@ -89,6 +93,12 @@ def main(args) -> int:
         from ._auto import run_automatic
 
         return run_automatic(args)
+    if args.denoise is not None:
+        from .._errors import DynrnnValueError
+
+        raise DynrnnValueError("--denoise/--no-denoise apply to the automatic mode (--data "
+                               "without --config, --steps, --hidden, --latent, or --budget), "
+                               "not to fixed settings.")
     cfg = read_config(args.config) if args.config else merge(DEFAULT_RECONSTRUCT, {})
     set_data(cfg, args)
     if args.steps is not None:

@@ -10,7 +10,10 @@ The steps (each recorded in the result):
    autocorrelation give the time scales: the series is sub-sampled when it is heavily
    over-sampled (to no fewer than 60 points per characteristic period and 15 per period of its
    fastest strong component), and the training window spans about 2.5 decorrelation times
-   (40 to 200 steps).
+   (40 to 200 steps). White observation noise (a flat floor at the top of a channel's
+   spectrum, `white_noise`) is removed from the training series by a Wiener filter
+   (`wiener_denoise`; `denoise=False` keeps the series as it is): on the catalogue's Rössler
+   flow with 5 % noise it made the difference between D_stsp 1.0 and 0.24.
 2. **Plan a grid** (`plan`): the latent size from the data's dimension (identity observation up
    to 10 channels; above, an affine observation with as many latent units as principal
    components carry 90 % of the variance, 6 to 32), the hidden width from the latent size, and
@@ -80,6 +83,13 @@ VALIDATION_STARTS = 8
 MAX_COLLAPSED_RUNS = 1
 #: One-step forecasts no better than this (normalised MSE) mean "no reconstructable dynamics".
 NOISE_LEVEL = 0.8
+#: White observation noise (`white_noise`): the spectrum's top quarter of frequencies is a
+#: flat floor when the quarter below has at most this multiple of its median power ...
+WHITE_FLATNESS = 2.5
+#: ... and the floor, to be filtered out, carries at least this fraction of the variance ...
+MIN_NOISE_FRACTION = 1e-3
+#: ... and at most this one (more is not told apart from a broadband deterministic signal).
+MAX_NOISE_FRACTION = 0.25
 
 
 # -- the budget ------------------------------------------------------------------------------
@@ -133,7 +143,8 @@ class SeriesAnalysis:
     `decorrelation` (lag where the mean autocorrelation first falls below 1/e), `subsample`
     (keep every k-th point), `seq_len` (training window after sub-sampling), `components`
     (principal components that carry 90 % of the variance), `statement` (why there is nothing
-    to reconstruct, or `None`).
+    to reconstruct, or `None`), `noise` (per kept channel: the fraction of its variance in a
+    white observation-noise floor, 0 where none is found; `white_noise`).
     """
 
     n_points: int
@@ -147,6 +158,7 @@ class SeriesAnalysis:
     seq_len: int
     components: int
     statement: str | None = None
+    noise: list = dataclasses.field(default_factory=list)
 
 
 def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
@@ -159,20 +171,85 @@ def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
     return acf.mean(1)
 
 
-def _spectrum(x: np.ndarray, segment: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Welch power (summed over channels) and frequencies in cycles per step."""
+def _welch(x: np.ndarray, segment: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Welch power of each channel `(frequencies, channels)` (Hann window, half-overlapping
+    segments of `segment` points) and the frequencies in cycles per step."""
     n = x.shape[0]
     seg = min(segment, n)
     starts = range(0, n - seg + 1, max(1, seg // 2))
     win = np.hanning(seg)[:, None]
-    power = np.zeros(seg // 2 + 1)
+    power = np.zeros((seg // 2 + 1, x.shape[1]))
     count = 0
     for s in starts:
         piece = x[s: s + seg]
         piece = (piece - piece.mean(0)) * win
-        power += (np.abs(np.fft.rfft(piece, axis=0)) ** 2).sum(1)
+        power += np.abs(np.fft.rfft(piece, axis=0)) ** 2
         count += 1
     return np.fft.rfftfreq(seg), power / max(count, 1)
+
+
+def _spectrum(x: np.ndarray, segment: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Welch power (summed over channels) and frequencies in cycles per step."""
+    freq, power = _welch(x, segment)
+    return freq, power.sum(1)
+
+
+def white_noise(z: np.ndarray, predictability: float = math.inf) -> np.ndarray:
+    """The fraction of each channel's variance that lies in a white noise floor, or 0 where
+    none is found (`z`: `(time, channels)`, standardised).
+
+    The floor is the median Welch power over the top quarter of frequencies (from 3/8 cycles
+    per step to the Nyquist frequency). It counts as white observation noise only when the
+    spectrum is flat there: the median power of the quarter below (1/4 to 3/8) is at most
+    `WHITE_FLATNESS` times the floor (a signal whose power falls off towards the Nyquist
+    frequency, e.g. a coarsely sampled flow, is not); when the floor carries at least
+    `MIN_NOISE_FRACTION` of the variance (less is not worth removing); and when it carries at
+    most `MAX_NOISE_FRACTION` and no more than the one-step forecast error `predictability`
+    leaves unexplained (a deterministic signal with a flat spectrum, a chaotic map, is
+    predictable one step ahead; white noise is not).
+    """
+    _, power = _welch(np.asarray(z, np.float64))
+    power[0] = 0.0
+    n = power.shape[0]
+    floor = np.median(power[3 * n // 4:], axis=0)
+    below = np.median(power[n // 2: 3 * n // 4], axis=0)
+    total = np.maximum(power.sum(0), 1e-300)
+    fraction = floor * n / total
+    white = ((below <= WHITE_FLATNESS * floor) & (fraction >= MIN_NOISE_FRACTION)
+             & (fraction <= min(MAX_NOISE_FRACTION, predictability)))
+    return np.where(white, fraction, 0.0)
+
+
+def wiener_denoise(x: np.ndarray, which, *, segment: int = 8192) -> np.ndarray:
+    """`x` `(time, channels)` with white observation noise removed from the channels `which`
+    by a zero-phase Wiener filter: each Fourier coefficient of the whole channel (followed by
+    its mirror image, so that the ends do not jump where the transform wraps) is scaled by
+    `max(0, 1 − floor / P(f))`, `P` the channel's Welch power (smoothed over 5 frequencies)
+    and `floor` its median over the top quarter of frequencies (`white_noise`); the mean is
+    kept. Other channels are returned unchanged. For broadband signals (chaotic flows) the
+    filter is short; for a few sharp spectral lines it rings for ~1 000 points from the ends
+    (the mirror image has a kink there)."""
+    from scipy.ndimage import uniform_filter1d
+
+    x = np.array(x, np.float64)
+    which = [int(c) for c in which]
+    if not which:
+        return x
+    freq, power = _welch(x[:, which], segment)
+    power = uniform_filter1d(power, 5, axis=0, mode="nearest")
+    n = power.shape[0]
+    floor = np.median(power[3 * n // 4:], axis=0)
+    gain = np.clip(1.0 - floor / np.maximum(power, 1e-300), 0.0, 1.0)
+    gain[0] = 1.0
+    # the series and its mirror image as one period (no jump where the FFT wraps around:
+    # a jump's spectrum spreads over every frequency, and filtering it out bends the ends)
+    m = x.shape[0]
+    both = np.concatenate([x[:, which], x[::-1, which]])
+    coeffs = np.fft.rfft(both, axis=0)
+    full = np.fft.rfftfreq(2 * m)
+    for j, c in enumerate(which):
+        x[:, c] = np.fft.irfft(coeffs[:, j] * np.interp(full, freq, gain[:, j]), n=2 * m)[:m]
+    return x
 
 
 def _one_step_nmse(x: np.ndarray, k: int = 4) -> float:
@@ -261,9 +338,10 @@ def analyse(x, *, max_seq_len: int = 200) -> SeriesAnalysis:
             f"and a linear forecast leaves {100 * min(predictability, 1):.0f} % of its variance "
             "unexplained, as for white noise"
         )
+    noise = [float(v) for v in white_noise(z, predictability)]
     return SeriesAnalysis(n, d, channels, float(predictability), float(period),
                           float(fast_period), decorrelation, subsample, seq_len, components,
-                          statement)
+                          statement, noise)
 
 
 # -- planning the grid -----------------------------------------------------------------------
@@ -311,12 +389,12 @@ def _sizes(analysis: SeriesAnalysis, latent, hidden):
         latent = max(d, 3) if d <= 10 else int(np.clip(analysis.components + 2, 6, 32))
     observation = "identity" if d <= 10 and latent >= d else "affine"
     if hidden is None:
-        hidden = int(np.clip(25 * latent + 25, 50, 512))
+        hidden = int(np.clip(25 * latent + 25, 200, 512))
     return int(latent), int(hidden), observation
 
 
 def _grids(latent, hidden, observation, *, two_widths: bool, seeds: int, alphas, lrs):
-    widths = [max(16, hidden // 2), hidden] if two_widths else [hidden]
+    widths = [hidden, min(2 * hidden, 1024)] if two_widths else [hidden]
     out = []
     for h in widths:
         out.append(EnsemblePlan(latent, h, observation, "adaptive",
@@ -444,8 +522,10 @@ def _series_d_stsp(series: np.ndarray, runs: list) -> float:
 
     from ..tasks._reconstruction import _d_stsp
 
-    # a run that diverged was filled with NaN by the caller: `_d_stsp` gives it ∞
-    return float(np.mean([_d_stsp(series, jnp.asarray(gen), 30) for gen in runs]))
+    # a run that diverged was filled with NaN by the caller: `_d_stsp` gives it ∞; one with
+    # no point inside the series' box gives NaN, counted as ∞ too
+    values = [_d_stsp(series, jnp.asarray(gen), 30) for gen in runs]
+    return float(np.mean([v if math.isfinite(v) else math.inf for v in values]))
 
 
 def constant_d_h(x: np.ndarray) -> float:
@@ -688,7 +768,6 @@ def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
     Member keys: initialisation `fold_in(fold_in(k_model, group), seed)`, batches
     `fold_in(fold_in(k_fit, ei), j)` for its j-th member (`fit_ensemble`), whichever process
     trains it. Returns `(models, rows without the member number, history)`."""
-    import jax
     import jax.numpy as jnp
     import jax.random as jr
 
@@ -730,7 +809,11 @@ def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
                 gen = np.full_like(gen, np.nan)
             d_stsp, d_h = _measures(spec.val, gen)
             scores.append((d_stsp, d_h))
-            verdicts.append(diagnose(gen, d_h=d_h, d_h_constant=spec.d_h_constant))
+            verdict = diagnose(gen, d_h=d_h, d_h_constant=spec.d_h_constant)
+            if verdict == "ok" and not math.isfinite(d_stsp):
+                # finite and moving, but no point inside the data's box: another attractor
+                verdict = "outside the data's range"
+            verdicts.append(verdict)
             runs.append(gen)
         d_stsp, d_h = (float(np.mean(v)) for v in zip(*scores))
         rows.append(dict(latent=ens.latent, hidden=ens.hidden, observation=ens.observation,
@@ -924,6 +1007,7 @@ def reconstruct(
     progress: bool = False,
     echo: Callable | None = None,
     workers: int | str = "auto",
+    denoise: bool = True,
 ) -> ReconstructionResult:
     """Reconstruct the dynamics of a series with settings chosen automatically.
 
@@ -954,6 +1038,11 @@ def reconstruct(
       would share) or a number. This process trains its share meanwhile; the others are
       spawned and hand their members back through `dr.save` files. The result does not
       depend on `workers` (each member's keys come from its ensemble and seed).
+    - `denoise`: remove white observation noise from the channels of the training series
+      that have it (`white_noise`: a flat floor at the top of the spectrum carrying 0.1–25 %
+      of the variance, and no more than the one-step forecast error) with a zero-phase Wiener
+      filter (`wiener_denoise`) before training; the test series is never filtered. `False`
+      trains on the series as it is.
 
     **Returns:** a `ReconstructionResult` (`model`, `verdict`, `message`, `measures`, `grid`,
     ...). A constant series or white noise gives `verdict = "no dynamics"` and `model = None`
@@ -1005,7 +1094,10 @@ def reconstruct(
         return nothing(analysis.statement)
     s = analysis.subsample
     ch = analysis.channels
-    train, test_s, mean, scale = _standardise(x[::s, ch], test[::s, ch])
+    noisy = [j for j, v in enumerate(analysis.noise) if v > 0] if denoise else []
+    raw = x[:, ch]
+    kept = wiener_denoise(raw, noisy) if noisy else raw
+    train, test_s, mean, scale = _standardise(kept[::s], test[::s, ch])
     dt_model = None if dt is None else float(dt) * s
     n_val = int(validation_fraction * train.shape[0])
     if seq_len is not None:
@@ -1022,6 +1114,10 @@ def reconstruct(
         + (f" ({len(ch)} that change)" if len(ch) < x.shape[1] else "")
         + f"; characteristic period {analysis.period:.0f} steps, decorrelation "
         f"{analysis.decorrelation:.0f} steps, sub-sampling every {s}, window {plan_.seq_len}")
+    if noisy:
+        say(f"white observation noise in {len(noisy)} of {len(ch)} channels (about "
+            f"{100 * max(analysis.noise):.2g} % of the variance at most): the training series is "
+            "denoised first (Wiener filter; `denoise=False` / --no-denoise keeps it)")
     say(f"grid: {plan_.n_members} members in {len(plan_.ensembles)} ensembles × "
         f"{plan_.n_steps} updates (planned {plan_.planned_seconds:.0f} s on the reference "
         "machine)")
@@ -1061,7 +1157,9 @@ def reconstruct(
     measures = {k: float(v) for k, v in measures.items()}
     measures["D_H_constant"] = d_h_const
     # the data's own level: the training series against the test series
-    measures["D_stsp_data"] = _d_stsp(test_eval, jnp.asarray(train), task.n_bins)
+    # (as recorded, before any denoising)
+    measures["D_stsp_data"] = _d_stsp(test_eval, jnp.asarray((raw[::s] - mean) / scale),
+                                      task.n_bins)
     if lyapunov is not None:
         measures["lambda_data"] = float(lyapunov)
     verdict = diagnose(gen, d_h=measures["D_H"], d_h_constant=d_h_const,
@@ -1090,6 +1188,10 @@ def reconstruct(
         }[verdict]
         message = (f"The reconstruction FAILED: {what}. Kept: {setting}; {scores}. None of "
                    f"the {len(rows)} settings tried did better.")
+    if noisy:
+        message += (f" The training series was denoised first: white observation noise of "
+                    f"about {100 * max(analysis.noise):.2g} % of the variance in "
+                    f"{len(noisy)} of its {len(ch)} channels.")
     if b["collapsed_runs"]:
         # kept although some of its validation runs collapsed: say so (MAX_COLLAPSED_RUNS)
         message += (f" Note: from {b['collapsed_runs']} of its {VALIDATION_STARTS} validation "

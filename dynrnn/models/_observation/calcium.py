@@ -90,10 +90,10 @@ class CalciumObservation(AbstractObservation):
     - `encoder`: half-width `K` in frames of a learned linear encoder (default 0: none). With
       `K > 0` the model holds a recognition model of the latent state from the spikes of the
       `K` frames before and after a frame, `ẑ_t = e + Σ_{0<|k|≤K} E_k s_{t+k}/α / √(2K·obs)`,
-      leaves `E` `(2K, latent, obs)` and `e` `(latent,)`; the frame's own spikes are left out, so the
-      encoder predicts the rate from its neighbours instead of copying the frame's Poisson
-      noise. `dr.training.CalciumReconstruction` trains it and uses its states as the
-      teacher-forcing signals (see there).
+      leaves `E` `(2K, latent, obs)` and `e` `(latent,)`; the frame's own spikes are left
+      out, so the encoder predicts the rate from its neighbours instead of copying the
+      frame's Poisson noise. `dr.training.CalciumReconstruction` trains it and uses its
+      states as the teacher-forcing signals (see there).
     - `key`: PRNG key for `W` (orthogonal: pinv(W) is well conditioned); `b = 0`.
 
     `W`, `b`, `log α`, `β` are trained; the kernel `gamma` is fixed (a static field) unless
