@@ -97,8 +97,8 @@ def main(args) -> int:
         from .._errors import DynrnnValueError
 
         raise DynrnnValueError("--denoise/--no-denoise apply to the automatic mode (--data "
-                               "without --config, --steps, --hidden, --latent, or --budget), "
-                               "not to fixed settings.")
+                               "without --config, --steps, --hidden or --latent; or any "
+                               "--budget), not to fixed settings.")
     cfg = read_config(args.config) if args.config else merge(DEFAULT_RECONSTRUCT, {})
     set_data(cfg, args)
     if args.steps is not None:

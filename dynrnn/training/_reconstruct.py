@@ -194,6 +194,14 @@ def _spectrum(x: np.ndarray, segment: int = 8192) -> tuple[np.ndarray, np.ndarra
     return freq, power.sum(1)
 
 
+def _floor(power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel of a Welch spectrum `(frequencies, channels)`: the median power over the
+    top quarter of frequencies (the noise floor) and over the quarter below it."""
+    n = power.shape[0]
+    return (np.median(power[3 * n // 4:], axis=0),
+            np.median(power[n // 2: 3 * n // 4], axis=0))
+
+
 def white_noise(z: np.ndarray, predictability: float = math.inf) -> np.ndarray:
     """The fraction of each channel's variance that lies in a white noise floor, or 0 where
     none is found (`z`: `(time, channels)`, standardised).
@@ -210,11 +218,8 @@ def white_noise(z: np.ndarray, predictability: float = math.inf) -> np.ndarray:
     """
     _, power = _welch(np.asarray(z, np.float64))
     power[0] = 0.0
-    n = power.shape[0]
-    floor = np.median(power[3 * n // 4:], axis=0)
-    below = np.median(power[n // 2: 3 * n // 4], axis=0)
-    total = np.maximum(power.sum(0), 1e-300)
-    fraction = floor * n / total
+    floor, below = _floor(power)
+    fraction = floor * power.shape[0] / np.maximum(power.sum(0), 1e-300)
     white = ((below <= WHITE_FLATNESS * floor) & (fraction >= MIN_NOISE_FRACTION)
              & (fraction <= min(MAX_NOISE_FRACTION, predictability)))
     return np.where(white, fraction, 0.0)
@@ -237,8 +242,7 @@ def wiener_denoise(x: np.ndarray, which, *, segment: int = 8192) -> np.ndarray:
         return x
     freq, power = _welch(x[:, which], segment)
     power = uniform_filter1d(power, 5, axis=0, mode="nearest")
-    n = power.shape[0]
-    floor = np.median(power[3 * n // 4:], axis=0)
+    floor, _ = _floor(power)
     gain = np.clip(1.0 - floor / np.maximum(power, 1e-300), 0.0, 1.0)
     gain[0] = 1.0
     # the series and its mirror image as one period (no jump where the FFT wraps around:
@@ -1096,8 +1100,9 @@ def reconstruct(
     ch = analysis.channels
     noisy = [j for j, v in enumerate(analysis.noise) if v > 0] if denoise else []
     raw = x[:, ch]
-    kept = wiener_denoise(raw, noisy) if noisy else raw
-    train, test_s, mean, scale = _standardise(kept[::s], test[::s, ch])
+    train, test_s, mean, scale = _standardise(wiener_denoise(raw, noisy)[::s], test[::s, ch])
+    noise_note = (f"white observation noise of about {100 * max(analysis.noise):.2g} % of the "
+                  f"variance in {len(noisy)} of {len(ch)} channels" if noisy else "")
     dt_model = None if dt is None else float(dt) * s
     n_val = int(validation_fraction * train.shape[0])
     if seq_len is not None:
@@ -1115,9 +1120,8 @@ def reconstruct(
         + f"; characteristic period {analysis.period:.0f} steps, decorrelation "
         f"{analysis.decorrelation:.0f} steps, sub-sampling every {s}, window {plan_.seq_len}")
     if noisy:
-        say(f"white observation noise in {len(noisy)} of {len(ch)} channels (about "
-            f"{100 * max(analysis.noise):.2g} % of the variance at most): the training series is "
-            "denoised first (Wiener filter; `denoise=False` / --no-denoise keeps it)")
+        say(f"{noise_note}: the training series is denoised first (Wiener filter; "
+            "`denoise=False` / --no-denoise keeps it)")
     say(f"grid: {plan_.n_members} members in {len(plan_.ensembles)} ensembles × "
         f"{plan_.n_steps} updates (planned {plan_.planned_seconds:.0f} s on the reference "
         "machine)")
@@ -1189,9 +1193,7 @@ def reconstruct(
         message = (f"The reconstruction FAILED: {what}. Kept: {setting}; {scores}. None of "
                    f"the {len(rows)} settings tried did better.")
     if noisy:
-        message += (f" The training series was denoised first: white observation noise of "
-                    f"about {100 * max(analysis.noise):.2g} % of the variance in "
-                    f"{len(noisy)} of its {len(ch)} channels.")
+        message += f" The training series was denoised first: {noise_note}."
     if b["collapsed_runs"]:
         # kept although some of its validation runs collapsed: say so (MAX_COLLAPSED_RUNS)
         message += (f" Note: from {b['collapsed_runs']} of its {VALIDATION_STARTS} validation "
