@@ -305,6 +305,24 @@ def test_reconstruct_suite2p_folder_with_rate(suite2p_folder, tmp_path, capsys):
     assert measures["recording"]["cosmoothing"]["held_out_neurons"]
 
 
+def test_reconstruct_suite2p_automatic_mode_writes_the_recording_tables(suite2p_folder,
+                                                                       tmp_path, capsys):
+    """The automatic mode (a grid within a budget) on a recording: it denoises the principal
+    components (white noise found in their spectra), and the forecast and co-smoothing tables
+    still map the recording's neurons onto the series the model saw, standardised as the
+    denoised training series was (stop 29's CI: the tables were skipped)."""
+    out = tmp_path / "run"
+    assert main(["reconstruct", "--data", str(suite2p_folder), "--rate", "30", "--budget",
+                 "5s", "--steps", "10", "--workers", "1", "--no-progress", "--out",
+                 str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "grid (" in text and "the training series is denoised first" in text
+    assert "tables are skipped" not in text
+    for name in ("grid.md", "evaluation.md", "evaluation.nc", "projection.nc"):
+        assert (out / name).exists(), name
+    assert "| latent states |" in (out / "evaluation.md").read_text()
+
+
 def test_fit_suite2p_through_preprocess_table(suite2p_folder, tmp_path, capsys):
     import xarray as xr
 

@@ -93,7 +93,8 @@ def run_automatic(args, echo=print) -> int:
     history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
     s, ch = result.subsample, result.channels
     train_std = (x_train[::s, ch] - result.mean) / result.scale
-    model_attrs = dict(attrs, dt=result.dt)
+    model_attrs = dict(attrs, dt=result.dt, standardisation=dict(
+        channels=ch, mean=result.mean, scale=result.scale))
     if lam is not None:
         model_attrs["lyapunov_spectrum"] = [lam]
     measures, x_gen = _report(fit_cfg, result.model, train_std, result.test, model_attrs, echo)

@@ -256,7 +256,8 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
               lyapunov_steps=int(ev_cfg.get("lyapunov_steps", 10_000)))
     view = None
     if attrs.get("recording") is not None:
-        view = recording_view(attrs["recording"], x_train, x_test, dt, echo)
+        view = recording_view(attrs["recording"], x_train, x_test, dt, echo,
+                              standardisation=attrs.get("standardisation"))
     if view is not None:
         test_rec, train_rec, held_out, projection, stored = view
         ev = dr.evaluate(
@@ -310,14 +311,17 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
     return measures, x_gen
 
 
-def recording_view(rec, x_train, x_test, dt, echo):
+def recording_view(rec, x_train, x_test, dt, echo, standardisation=None):
     """`(test, train, held_out, projection, stored)` for `dr.evaluate` on the recording `rec`
     (the neurons before the projection, `_prepare.Recording`), such that the projection of the
     held-in neurons is exactly the series the model was trained and tested on; `stored` is
     that map as a dataset (`projection.nc`). The automatic
     job (`dr.reconstruct`) sub-samples, sets constant channels aside and standardises again;
-    those steps are found by matching the series, and when they cannot be matched the
-    recording measures are skipped with a note (`None`)."""
+    those steps are given as `standardisation` (`channels`, `mean`, `scale` of the
+    sub-sampled series, as `dr.reconstruct` returns them: the mean and scale are the
+    denoised training series' when it was denoised) or, without it, found by matching the
+    series; when the series still cannot be matched the recording measures are skipped with
+    a note (`None`)."""
     import dynrnn as dr
 
     held_in = rec.held_in
@@ -336,9 +340,14 @@ def recording_view(rec, x_train, x_test, dt, echo):
     if not (close(m_tr, x_train) and close(base(te_in)[: len(x_test)], x_test)):
         # dr.reconstruct: the channels that change, standardised with the training part's
         # mean and sd (ddof = 1)
-        channels = np.flatnonzero(np.ptp(m_tr, axis=0) > 0)
-        mean = m_tr[:, channels].mean(0)
-        scale = m_tr[:, channels].std(0, ddof=1)
+        if standardisation is not None:
+            channels = np.asarray(standardisation["channels"])
+            mean = np.asarray(standardisation["mean"])
+            scale = np.asarray(standardisation["scale"])
+        else:
+            channels = np.flatnonzero(np.ptp(m_tr, axis=0) > 0)
+            mean = m_tr[:, channels].mean(0)
+            scale = m_tr[:, channels].std(0, ddof=1)
 
         def projection(x):
             return (base(x)[:, channels] - mean) / scale
