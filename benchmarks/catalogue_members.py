@@ -65,15 +65,16 @@ def main():
               f"{m['D_stsp_data']:.3g}), noise {[round(v, 4) for v in r.analysis.noise]}, "
               f"T {r.plan.seq_len}, {r.plan.n_members}×{r.plan.n_steps}, {wall:.0f} s",
               flush=True)
-        print("  member | H | forcing | lr | seed | series D_stsp | val D_stsp / D_H | "
+        print("  member | H | forcing | lr | seed | series D_stsp / D_H | val D_stsp / D_H | "
               "collapsed | TEST D_stsp / D_H | λ_max (data "
               f"{task.lyapunov if task.lyapunov is not None else math.nan:.3g})")
         for row, model in zip(r.grid, r.members):
             sc = scorer.score(model)
             forcing = "aGTF" if row["forcing"] == "adaptive" else f"α {row['alpha']:g}"
             print(f"  {row['member']:2d} | {row['hidden']} | {forcing} | "
-                  f"{row['learning_rate']:g} | {row['seed']} | {row['series_D_stsp']:.3g} | "
-                  f"{row['val_D_stsp']:.3g} / {row['val_D_H']:.3g} | {row['collapsed_runs']} | "
+                  f"{row['learning_rate']:g} | {row['seed']} | {row['series_D_stsp']:.3g} / "
+                  f"{row['series_D_H']:.3g} | {row['val_D_stsp']:.3g} / {row['val_D_H']:.3g} | "
+                  f"{row['collapsed_runs']} | "
                   f"{sc['D_stsp']:.3g} / {sc['D_H']:.3g} | {sc['lambda_max']:.3g}"
                   f"{'  KEPT' if row['kept'] else ''}", flush=True)
 

@@ -46,19 +46,23 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
     """Score every member ourselves on the held-out end of the training series (free runs
     from `VALIDATION_STARTS` points spread evenly over it, the mean of each measure, and the
     runs each against the whole training series) and check that the kept one is the best
-    by the documented rule (lowest rank sum of series D_stsp and validation D_H, among the
+    by the documented rule (lowest rank sum of series D_stsp and series D_H, among the
     members whose validation runs collapsed from at most `MAX_COLLAPSED_RUNS` starts)."""
     r = small_run
     assert len(r.grid) == len(r.members) >= 3
     assert {row["forcing"] for row in r.grid} == {"adaptive", "constant"}
-    x, _ = lorenz
+    x, t = lorenz
     s = r.subsample
+    # the series D_H: the test's frequency resolution (20 bins of its spectrum) in bins of
+    # the compared length, the whole training series here (it is shorter than the runs)
+    n = len(x[::s])
+    smoothing = min(max(5.0, 20 * n / len(t[::s])), n / 20)
     # the shipped series carries 5 % observation noise: it was denoised before training
     noisy = [j for j, v in enumerate(r.analysis.noise) if v > 0]
     assert noisy and "denoised first" in r.message
     train = (wiener_denoise(x, noisy)[::s] - r.mean) / r.scale
     val = train[len(train) - int(0.2 * len(train)):]
-    d_stsp, d_h, series_ds = [], [], []
+    d_stsp, d_h, series_ds, series_dh = [], [], [], []
     for row, model in zip(r.grid, r.members):
         runs, gens = [], []
         for start in (k * len(val) // VALIDATION_STARTS for k in range(VALIDATION_STARTS)):
@@ -81,17 +85,23 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
               if all(np.all(np.isfinite(g)) and np.abs(g).max() < 1e6 for g in gens)
               else np.inf)
         assert row["series_D_stsp"] == pytest.approx(ps, rel=1e-3, abs=1e-4)
+        ph = np.mean([float(dr.metrics.power_spectrum_distance(train, g[:n],
+                                                               smoothing=smoothing))
+                      if np.all(np.isfinite(g)) and np.abs(g).max() < 1e6 else 1.0
+                      for g in gens])
+        assert row["series_D_H"] == pytest.approx(ph, rel=1e-3, abs=1e-4)
+        series_dh.append(ph)
         d_stsp.append(ds)
         d_h.append(dh)
         series_ds.append(ps)
-    # ranked by the series D_stsp and the validation D_H among the members whose validation
+    # ranked by the series D_stsp and the series D_H among the members whose validation
     # runs collapsed from at most MAX_COLLAPSED_RUNS starts (all, if none)
     pool = ([i for i, row in enumerate(r.grid) if row["collapsed_runs"] <= MAX_COLLAPSED_RUNS]
             or list(range(len(r.grid))))
     for row in r.grid:
         assert 0 <= row["collapsed_runs"] <= VALIDATION_STARTS
         assert (row["collapsed_runs"] == 0) == (row["verdict"] == "ok")
-    ds_pool, dh_pool = [series_ds[i] for i in pool], [d_h[i] for i in pool]
+    ds_pool, dh_pool = [series_ds[i] for i in pool], [series_dh[i] for i in pool]
     ranks = np.argsort(np.argsort(ds_pool, kind="stable"), kind="stable") + np.argsort(
         np.argsort(dh_pool, kind="stable"), kind="stable")
     expected = pool[min(range(len(pool)), key=lambda i: (ranks[i], ds_pool[i], i))]
@@ -327,7 +337,7 @@ def test_an_error_in_a_worker_reaches_the_caller(lorenz):
     x, _ = lorenz
     x = (x - x.mean(0)) / x.std(0)
     spec = _Spec(fit_part=x[:1500], val=x[1500:1700], n_val_run=200, n_val_burn=0,
-                 d_h_constant=1.0, n_steps=5,
+                 d_h_constant=1.0, series_smoothing=10.0, n_steps=5,
                  batch_size=4, seq_len=20, k_model=_KeyData.of(jr.PRNGKey(0)),
                  k_fit=_KeyData.of(jr.PRNGKey(1)), x64=False)
     # the larger ensemble trains here, the failing one in the spawned process
@@ -354,6 +364,7 @@ def test_validation_scores_the_end_of_long_runs(lorenz):
     fit, val = x[:1800], x[1800:2400]
     burn, run = 700, 600
     spec = _Spec(fit_part=fit, val=val, n_val_run=run, n_val_burn=burn, d_h_constant=1.0,
+                 series_smoothing=7.0,
                  n_steps=30, batch_size=4, seq_len=20, k_model=_KeyData.of(jr.PRNGKey(0)),
                  k_fit=_KeyData.of(jr.PRNGKey(1)), x64=False)
     ens = EnsemblePlan(3, 8, "identity", "adaptive", [(1e-3, None, 0), (5e-3, None, 1)])
@@ -374,3 +385,40 @@ def test_validation_scores_the_end_of_long_runs(lorenz):
         mean = np.mean([float(dr.metrics.state_space_divergence(series, e, method="bins"))
                         for e in ends])
         assert row["series_D_stsp"] == pytest.approx(mean, rel=1e-3)
+        # the ranking's D_H: the series' last and the end's first min(len(series), len(end))
+        # points, 7 bins
+        d_h = np.mean([float(dr.metrics.power_spectrum_distance(series[-run:], e, smoothing=7))
+                       for e in ends])
+        assert row["series_D_H"] == pytest.approx(d_h, rel=1e-3)
+
+
+def test_series_d_h_resolves_what_the_held_out_piece_cannot():
+    """A run whose spectral line sits 2 % off the data's: `D_H` of a 10 000-point held-out
+    piece (20 bins of smoothing) barely tells it from a correct run, `D_H` against the whole
+    50 000-point series at the test's resolution (`series_smoothing`: 20 bins of a
+    100 000-point test spectrum) does, as the test would. The frequency is drawn at random."""
+    from dynrnn.training._reconstruct import _series_d_h, series_smoothing
+
+    rng = np.random.default_rng()
+    f = rng.uniform(0.01, 0.03)  # cycles per step
+    n = 50_000
+    t = np.arange(n)[:, None]
+
+    def wave(freq, phase):
+        return np.sin(2 * np.pi * freq * t + phase) + 0.3 * np.sin(4 * np.pi * freq * t)
+
+    series = wave(f, 0.0)
+    right, off = wave(f, rng.uniform(0, 6)), wave(1.02 * f, rng.uniform(0, 6))
+    smoothing = series_smoothing(n, 100_000)
+    assert smoothing == 10.0
+    fine_right = _series_d_h(series, [right], smoothing)
+    fine_off = _series_d_h(series, [off], smoothing)
+    piece = series[-10_000:]
+    coarse_right = float(dr.metrics.power_spectrum_distance(piece, right[:10_000]))
+    coarse_off = float(dr.metrics.power_spectrum_distance(piece, off[:10_000]))
+    assert fine_right < 0.05 and coarse_right < 0.05
+    assert coarse_off < 0.15  # the held-out piece's smoothing spans the 2 % offset
+    assert fine_off > 0.3 and fine_off > 5 * coarse_off
+    # a diverged run (NaN) counts as the largest distance, 1
+    assert _series_d_h(series, [right, np.full_like(right, np.nan)], smoothing) == \
+        pytest.approx((fine_right + 1) / 2)

@@ -114,7 +114,8 @@ def run_automatic(args, echo=print) -> int:
              f"{'adaptive' if row['alpha'] is None else 'α=' + format(row['alpha'], 'g'):<9} "
              f"lr {row['learning_rate']:<6g} seed {row['seed']}  validation runs: D_stsp "
              f"{row['series_D_stsp']:.3g} (vs the series), {row['val_D_stsp']:.3g} (vs the "
-             f"held-out end), D_H {row['val_D_H']:.3g}")
+             f"held-out end), D_H {row['series_D_H']:.3g} (vs the series), "
+             f"{row['val_D_H']:.3g} (vs the held-out end)")
     echo("")
     echo(result.message)
     echo("(the verdict's figures are of a free run as long as the test series from its first "
