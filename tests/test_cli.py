@@ -100,6 +100,45 @@ def test_reconstruct_writes_run_folder(small_series, tmp_path, capsys):
     assert rc == 0
 
 
+def test_fit_denoises_and_subsamples_through_preprocess_table(small_series, tmp_path,
+                                                              capsys):
+    """`[preprocess] denoise` and `subsample` in a fixed-settings run (what the automatic
+    mode's config.toml records): white noise of a fresh random level is found and filtered
+    out of the training part only, every 2nd frame is kept, the steps are in the history, and
+    the data's own measures compare the test part with the training part as recorded."""
+    import xarray as xr
+
+    rng = np.random.default_rng()
+    x = np.load(small_series / "train.npy")
+    noisy = x + rng.uniform(0.03, 0.08) * rng.normal(size=x.shape)
+    np.save(tmp_path / "noisy.npy", noisy)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        f'[data]\ntrain = "{tmp_path / "noisy.npy"}"\ntest = "{small_series / "test.npy"}"\n\n'
+        "[preprocess]\ndenoise = true\nsubsample = 2\nzscore = false\n\n"
+        '[model]\ntype = "ShallowPLRNN"\nlatent = 3\nhidden = 16\n\n'
+        "[training]\nn_steps = 20\nseq_len = 20\nbatch_size = 4\nvalidation_fraction = 0.0\n")
+    out = tmp_path / "run"
+    assert main(["fit", str(cfg), "--no-progress", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "denoise: white observation noise of about" in text and "3 of 3 channels" in text
+    steps = json.loads(xr.open_dataset(out / "history.nc", engine="h5netcdf")
+                       .attrs["preprocessing"])
+    assert steps[0].startswith("denoise(channels=[0, 1, 2]") and steps[1] == "subsample(every=2)"
+    test = np.load(small_series / "test.npy")[::2]
+    generated = xr.open_dataset(out / "generated.nc", engine="h5netcdf")
+    assert generated.sizes["time"] == len(test)
+    measures = json.loads((out / "measures.json").read_text())
+    n = len(test)
+    recorded = float(dr.metrics.state_space_divergence(test, noisy[::2][:n], method="bins"))
+    assert measures["data"]["D_stsp"] == pytest.approx(recorded, rel=1e-5)
+    # a clean series: nothing to filter, said so
+    cfg.write_text(cfg.read_text().replace(str(tmp_path / "noisy.npy"),
+                                           str(small_series / "train.npy")))
+    assert main(["fit", str(cfg), "--no-progress", "--out", str(tmp_path / "clean")]) == 0
+    assert "no white observation noise found" in capsys.readouterr().out
+
+
 def test_fixed_settings_verdict_names_the_failure(small_series):
     """`dynrnn reconstruct` with fixed settings judges the free run like the automatic mode:
     a model on a fixed point, a divergent one and one no better than a constant are named,

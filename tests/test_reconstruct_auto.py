@@ -264,6 +264,11 @@ def test_cli_writes_the_grid(lorenz, tmp_path, capsys):
     # the kept setting is a runnable configuration
     cfg = (out / "config.toml").read_text()
     assert "[model]" in cfg and "n_steps = 30" in cfg
+    # ... that sub-samples and denoises as the run did (the shipped series carries 5 % noise)
+    import tomllib
+
+    pre = tomllib.loads(cfg)["preprocess"]
+    assert pre["denoise"] is True and pre["subsample"] == measures["analysis"]["subsample"]
     # a second run into the same folder is refused without --overwrite
     assert main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--budget", "5s",
                  "--steps", "30", "--out", str(out), "--no-progress"]) == 1

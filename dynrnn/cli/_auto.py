@@ -84,7 +84,8 @@ def run_automatic(args, echo=print) -> int:
     (run_dir / "grid.csv").write_text(grid_csv(result.grid))
     (run_dir / "grid.md").write_text(result.grid_markdown() + "\n")
     fit_cfg = merge(cfg, result.to_config())
-    fit_cfg.pop("preprocess", None)
+    # the automatic mode standardised the series itself; `dynrnn fit` by its own rule
+    fit_cfg["preprocess"] = result.to_config()["preprocess"]
     fit_cfg["name"] = cfg["name"]
     (run_dir / "config.toml").write_text(dumps_toml(fit_cfg))
     dr.save(run_dir / "model.eqx", result.model, config=fit_cfg, train_time=result.wall_time)

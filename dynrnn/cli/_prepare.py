@@ -34,6 +34,7 @@ from .._errors import DynrnnValueError
 PREPROCESS_DEFAULTS = {
     "variable": "activity", "cells_only": True, "neuropil": 0.7, "dff": False,
     "dff_window_s": 60.0, "dff_percentile": 8.0, "zscore": "auto", "pca": 0, "split": 0.8,
+    "subsample": 1, "denoise": False,
 }
 
 
@@ -115,6 +116,9 @@ class RunData:
     standardised: bool
     scale: str
     recording: Recording | None = None
+    #: the training series as recorded (before `denoise`; sub-sampled like `train`): what the
+    #: data's own measures and the recording tables compare with
+    recorded: np.ndarray | None = None
 
 
 def parse_held_out(text: str):
@@ -367,20 +371,49 @@ def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
             history.append('zscore(components=true, statistics="training part")')
         explained = fitted.attrs["explained_variance_ratio"]
         echo(f"PCA: {k} components explain {100 * sum(explained):.1f} % of the variance")
+    recorded = x_train
+    if opts["denoise"]:
+        x_train = _denoise(x_train, history, echo)
+    step = int(opts["subsample"])
+    if step > 1:
+        x_train, x_test, recorded = x_train[::step], x_test[::step], recorded[::step]
+        history.append(f"subsample(every={step})")
     if x_train.shape[0] <= seq_len:
         raise DynrnnValueError(
             f"data.train has {x_train.shape[0]} frames after preprocessing, not more than "
             f"[training] seq_len = {seq_len}."
         )
     time_units = train.attrs.get("time_units")
-    dt = None if time_units == "steps" else 1.0 / float(train.attrs["rate"])
+    dt = None if time_units == "steps" else step / float(train.attrs["rate"])
     attrs = {k: v for k, v in train.attrs.items() if k != "history"}
     test_attrs = {k: v for k, v in test.attrs.items() if k != "history"}
     attrs = dict(attrs, **test_attrs)
     # The recording measures (forecast against AR and persistence, co-smoothing) are for
     # recordings of neurons; simulated and shipped systems keep the reference protocol alone.
     return RunData(x_train, x_test, dt, attrs, history, standardise, scale,
-                   recording if _is_neural(train) else None)
+                   recording if _is_neural(train) else None, recorded)
+
+
+def _denoise(x: np.ndarray, history: list, echo) -> np.ndarray:
+    """`[preprocess] denoise = true`: white observation noise found in the training part's
+    spectrum (`dr.training`'s `white_noise` rule, as the automatic mode finds it) is filtered
+    out of it by the zero-phase Wiener filter; the test part is left as recorded."""
+    from ..training._reconstruct import analyse, wiener_denoise
+
+    analysis = analyse(x)
+    noisy = [analysis.channels[j] for j, v in enumerate(analysis.noise) if v > 0]
+    if not noisy:
+        echo("denoise: no white observation noise found in the training part; it is left as "
+             "recorded")
+        history.append("denoise(channels=[])")
+        return x
+    fraction = max(analysis.noise)
+    echo(f"denoise: white observation noise of about {100 * fraction:.2g} % of the variance "
+         f"in {len(noisy)} of {x.shape[1]} channels is filtered out of the training part "
+         "(Wiener filter; the test part is left as recorded)")
+    history.append(f"denoise(channels={json.dumps(noisy)}, "
+                   f"largest_noise_fraction={fraction:.4g})")
+    return wiener_denoise(x, noisy)
 
 
 def _ordinal(k: int) -> str:

@@ -53,9 +53,9 @@ def register(sub):
                    "as many as there are cores and ensembles of the grid, or members) or a "
                    "number; the result does not depend on it")
     p.add_argument("--denoise", action=argparse.BooleanOptionalAction, default=None,
-                   help="automatic mode: remove white observation noise found in the training "
-                   "series before training (default: on; --no-denoise trains on the series "
-                   "as it is)")
+                   help="remove white observation noise found in the training series "
+                   "before training (automatic mode: on unless --no-denoise; fixed settings: "
+                   "[preprocess] denoise, off unless set)")
     p.add_argument("--seed", type=int, help="seed of the initialisation and the batches "
                    "(default 0)")
     p.add_argument("--out", help="run folder (default runs/<time>-<name>); an existing one "
@@ -93,14 +93,11 @@ def main(args) -> int:
         from ._auto import run_automatic
 
         return run_automatic(args)
-    if args.denoise is not None:
-        from .._errors import DynrnnValueError
-
-        raise DynrnnValueError("--denoise/--no-denoise apply to the automatic mode (--data "
-                               "without --config, --steps, --hidden or --latent; or any "
-                               "--budget), not to fixed settings.")
     cfg = read_config(args.config) if args.config else merge(DEFAULT_RECONSTRUCT, {})
     set_data(cfg, args)
+    if args.denoise is not None:
+        # fixed settings: [preprocess] denoise (off unless set)
+        cfg.setdefault("preprocess", {})["denoise"] = bool(args.denoise)
     if args.steps is not None:
         cfg["training"]["n_steps"] = args.steps
     if args.hidden is not None:

@@ -154,8 +154,11 @@ def run_reconstruction(cfg: dict, *, out: str | None = None, progress: bool = Tr
     history = result.history
     history.attrs["preprocessing"] = json.dumps(data.history)
     history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
-    measures, x_gen = _report(cfg, result.model, x_train, x_test, attrs, echo)
-    verdict, message, suggestions = judge(x_train, x_test, x_gen, n_steps=n_steps)
+    # the data's own measures and the recording tables: the training part as recorded (before
+    # [preprocess] denoise)
+    recorded = data.recorded if data.recorded is not None else x_train
+    measures, x_gen = _report(cfg, result.model, recorded, x_test, attrs, echo)
+    verdict, message, suggestions = judge(recorded, x_test, x_gen, n_steps=n_steps)
     echo("")
     echo(message)
     for s in suggestions:

@@ -74,6 +74,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "pca": Key(INT, _non_negative, "a number of components >= 0 (0: no PCA)"),
         "split": Key(NUMBER, lambda v: 0.0 < v < 1.0,
                      "the training share of the series in (0, 1)"),
+        "subsample": Key(INT, _positive, "an integer >= 1 (keep every n-th frame)"),
+        "denoise": Key(FLAG, expected="true or false (filter white observation noise out of "
+                       "the training part)"),
     },
     "teacher_forcing": {
         "type": Key(TEXT, lambda v: v in ("GTF", "STF"), "'GTF' or 'STF'"),

@@ -648,6 +648,8 @@ class ReconstructionResult:
       the same length; `dt`: the model's time step (`dt × subsample`, or `None`).
     - `mean`, `scale`: the standardisation (of the kept channels); `history`: the losses of
       the kept member's ensemble; `wall_time`: seconds.
+    - `denoised`: the positions (among the kept channels) of the channels whose white
+      observation noise was filtered out of the training series (empty: none).
     """
 
     model: object
@@ -667,6 +669,7 @@ class ReconstructionResult:
     history: object = None
     wall_time: float = 0.0
     members: list = dataclasses.field(default_factory=list)
+    denoised: list = dataclasses.field(default_factory=list)
 
     @property
     def channels(self) -> list:
@@ -681,7 +684,10 @@ class ReconstructionResult:
         return grid_table(self.grid)
 
     def to_config(self) -> dict:
-        """The kept setting as a `dynrnn fit` configuration (without `[data]`)."""
+        """The kept setting as a `dynrnn fit` configuration (without `[data]`); its
+        `[preprocess]` table sub-samples and denoises the training series as this run did
+        (`dynrnn fit` standardises by its own `zscore` rule and trains the kept member's
+        setting once, without the grid)."""
         if self.model is None:
             return {}
         s = self.settings
@@ -691,6 +697,7 @@ class ReconstructionResult:
         model = {"type": "ShallowPLRNN", "latent": s["latent"], "hidden": s["hidden"],
                  "clipped": True, "observation": s["observation"]}
         return {
+            "preprocess": {"subsample": int(self.subsample), "denoise": bool(self.denoised)},
             "model": model, "teacher_forcing": tf,
             "training": {"n_steps": self.plan.n_steps, "batch_size": self.plan.batch_size,
                          "seq_len": self.plan.seq_len, "learning_rate": float(s["learning_rate"]),
@@ -1251,4 +1258,5 @@ def reconstruct(
         suggestions=_suggestions(verdict, b, plan_, analysis, seconds) if verdict != "ok"
         else [], measures=measures, grid=rows, settings=dict(b), analysis=analysis,
         plan=plan_, test=test_eval, generated=gen, dt=dt_model, mean=mean, scale=scale,
-        history=hist.isel(member=j), wall_time=time.perf_counter() - t0, members=models)
+        history=hist.isel(member=j), wall_time=time.perf_counter() - t0, members=models,
+        denoised=list(noisy))
