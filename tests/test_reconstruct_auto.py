@@ -427,3 +427,43 @@ def test_series_d_h_resolves_what_the_held_out_piece_cannot():
     # a diverged run (NaN) counts as the largest distance, 1
     assert _series_d_h(series, [right, np.full_like(right, np.nan)], smoothing) == \
         pytest.approx((fine_right + 1) / 2)
+
+
+def test_a_worker_ends_when_its_parent_is_gone(tmp_path):
+    """A process that calls `_exit_with_parent` (as every worker of the grid and of
+    `--members` does) ends within seconds of its parent's death instead of training on."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    grandchild = ("import os, sys, time\n"
+                  "from dynrnn.training._reconstruct import _exit_with_parent\n"
+                  "_exit_with_parent(os.getppid(), every=0.2)\n"
+                  "print('watching', flush=True)\n"
+                  "sys.stdout.close()\n"
+                  "time.sleep(60)\n")
+    parent = ("import subprocess, sys, os\n"
+              f"p = subprocess.Popen([sys.executable, '-c', {grandchild!r}],\n"
+              "                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)\n"
+              "assert p.stdout.readline().strip() == b'watching'\n"
+              "print(p.pid, flush=True)\n"
+              "os._exit(0)  # dies without reaping or signalling its child\n")
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    pid = int(out.stdout.split()[0])
+
+    def alive():
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                return "zombie" not in f.read()  # a zombie has ended; nobody reaped it
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ended = not alive()
+    if not ended:
+        os.kill(pid, 9)
+    assert ended, "the worker outlived its parent by 10 s"

@@ -66,7 +66,11 @@ def _train(cfg, i, x_fit, x_val, run_dir, progress, overwrite):
 def _worker(cfg, i, x_fit, x_val, run_dir, overwrite, x64) -> tuple[int, str | None]:
     """Entry point of a spawned process: trains member `i`, writes its model and history into
     its member folder, returns `(i, None)` or `(i, message)` when training diverged. `x64`:
-    the caller's `jax_enable_x64` (a spawned process starts with JAX's default)."""
+    the caller's `jax_enable_x64` (a spawned process starts with JAX's default). It ends
+    itself when the process that started it is gone."""
+    from ..training._reconstruct import _exit_with_parent
+
+    _exit_with_parent(os.getppid())
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import jax
 

@@ -905,10 +905,35 @@ def _run_ends(model, starts, burn: int, n: int):
     return _RUN_ENDS[0](model, starts, int(burn), int(n))
 
 
+_WATCHING: list = []  # the parent pid `_exit_with_parent` watches in this process
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """End this process (exit code 1) once its parent `parent` is gone: a worker whose run was
+    killed (Ctrl-C twice, `kill`, a closed terminal) must not go on training for minutes on a
+    core nobody reads from. A daemon thread checks `os.getppid()` every `every` seconds (one
+    per process: later calls do nothing)."""
+    import threading
+
+    if _WATCHING:
+        return
+    _WATCHING.append(parent)
+
+    def watch():
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="dynrnn-exit-with-parent", daemon=True).start()
+
+
 def _worker(spec: _Spec, jobs: list, folder: str, conn) -> None:
     """Entry point of a spawned process: trains the ensembles `jobs` (`(ei, EnsemblePlan)`)
     one after the other, writes each member with `dr.save` and each history as NetCDF into
-    `folder`, and sends `("ok", {ei: rows})` or `("error", ei, summary, traceback)`."""
+    `folder`, and sends `("ok", {ei: rows})` or `("error", ei, summary, traceback)`. It ends
+    itself when the process that started it is gone (`_exit_with_parent`)."""
+    _exit_with_parent(os.getppid())
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import traceback
 
