@@ -83,9 +83,11 @@ def run_automatic(args, echo=print) -> int:
         return 0
     (run_dir / "grid.csv").write_text(grid_csv(result.grid))
     (run_dir / "grid.md").write_text(result.grid_markdown() + "\n")
-    fit_cfg = merge(cfg, result.to_config())
-    # the automatic mode standardised the series itself; `dynrnn fit` by its own rule
-    fit_cfg["preprocess"] = result.to_config()["preprocess"]
+    kept = result.to_config()
+    fit_cfg = merge(cfg, kept)
+    # only the kept run's sub-sampling and denoising: the automatic mode standardised the
+    # series itself (its `zscore = false`), `dynrnn fit` does by its own rule
+    fit_cfg["preprocess"] = kept["preprocess"]
     fit_cfg["name"] = cfg["name"]
     (run_dir / "config.toml").write_text(dumps_toml(fit_cfg))
     dr.save(run_dir / "model.eqx", result.model, config=fit_cfg, train_time=result.wall_time)

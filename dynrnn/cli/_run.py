@@ -318,13 +318,12 @@ def recording_view(rec, x_train, x_test, dt, echo, standardisation=None):
     """`(test, train, held_out, projection, stored)` for `dr.evaluate` on the recording `rec`
     (the neurons before the projection, `_prepare.Recording`), such that the projection of the
     held-in neurons is exactly the series the model was trained and tested on; `stored` is
-    that map as a dataset (`projection.nc`). The automatic
-    job (`dr.reconstruct`) sub-samples, sets constant channels aside and standardises again;
-    those steps are given as `standardisation` (`channels`, `mean`, `scale` of the
-    sub-sampled series, as `dr.reconstruct` returns them: the mean and scale are the
-    denoised training series' when it was denoised) or, without it, found by matching the
-    series; when the series still cannot be matched the recording measures are skipped with
-    a note (`None`)."""
+    that map as a dataset (`projection.nc`). The sub-sampling is read from `dt`; the automatic
+    job (`dr.reconstruct`) also sets constant channels aside and standardises again, which it
+    hands over as `standardisation` (`channels`, `mean`, `scale` of the sub-sampled series,
+    as `dr.reconstruct` returns them: the denoised training series' when it was denoised).
+    When the projection does not reproduce the series the model saw, the recording measures
+    are skipped with a note (`None`)."""
     import dynrnn as dr
 
     held_in = rec.held_in
@@ -333,34 +332,26 @@ def recording_view(rec, x_train, x_test, dt, echo, standardisation=None):
     if dt is not None and abs(dt * rec.rate - 1) > 1e-6:
         step = int(round(dt * rec.rate))
     tr_in, te_in = rec.train[::step, held_in], rec.test[::step, held_in]
-    m_tr = base(tr_in)
 
     def close(a, b):
         return a.shape == b.shape and np.allclose(a, b, rtol=1e-4, atol=1e-5)
 
     projection = base
     steps = {"subsample": step} if step > 1 else {}
-    if not (close(m_tr, x_train) and close(base(te_in)[: len(x_test)], x_test)):
-        # dr.reconstruct: the channels that change, standardised with the training part's
-        # mean and sd (ddof = 1)
-        if standardisation is not None:
-            channels = np.asarray(standardisation["channels"])
-            mean = np.asarray(standardisation["mean"])
-            scale = np.asarray(standardisation["scale"])
-        else:
-            channels = np.flatnonzero(np.ptp(m_tr, axis=0) > 0)
-            mean = m_tr[:, channels].mean(0)
-            scale = m_tr[:, channels].std(0, ddof=1)
+    if standardisation is not None:
+        # dr.reconstruct: the channels it kept, standardised as its (denoised) training series
+        channels, mean, scale = (np.asarray(standardisation[k])
+                                 for k in ("channels", "mean", "scale"))
 
         def projection(x):
             return (base(x)[:, channels] - mean) / scale
 
-        if not (close(projection(tr_in), x_train)
-                and close(projection(te_in)[: len(x_test)], x_test)):
-            echo("note: the forecast and co-smoothing tables are skipped: the series the "
-                 "model saw could not be matched to the recording's neurons")
-            return None
         steps.update(channels=channels, channel_mean=mean, channel_scale=scale)
+    if not (close(projection(tr_in), x_train)
+            and close(projection(te_in)[: len(x_test)], x_test)):
+        echo("note: the forecast and co-smoothing tables are skipped: the series the "
+             "model saw could not be matched to the recording's neurons")
+        return None
     n_test = len(x_test)
     rate = rec.rate / step
 
