@@ -135,6 +135,60 @@ def test_norm_estimates_match_numpy(getkey):
         np.testing.assert_allclose(got, value, rtol=1e-6, err_msg=method)
 
 
+class _TanhMap(eqx.Module):
+    """`z ↦ tanh(W z)`: a dense Jacobian whose singular values spread like a random matrix's."""
+
+    W: jax.Array
+
+    def step(self, z, u=None):
+        return jnp.tanh(self.W @ z)
+
+    def jacobian(self, z, u=None):
+        return jax.jacfwd(self.step)(z)
+
+
+@pytest.mark.parametrize("family", ["LSSL", "GRU", "tanh"])
+def test_large_latent_norms_by_lanczos_match_the_svd(getkey, family):
+    """Above `EXACT_NORM_SIZE` the Jacobian norms of adaptive GTF come from Lanczos steps on
+    `JᵀJ` through `jvp`/`vjp`; on fresh random models and states they match a float64 SVD
+    of the formed Jacobians (the estimate GTF used before, and what the paper computes)."""
+    from dynrnn.forcing._forcing import EXACT_NORM_SIZE, jacobian_norms
+
+    if family == "LSSL":
+        model = dr.models.LSSL(obs=3, latent=32, key=getkey())  # 99 latent units
+    elif family == "GRU":
+        model = dr.models.GRU(obs=3, latent=32, key=getkey())
+    else:
+        m = 150
+        model = _TanhMap(jr.normal(getkey(), (m, m)) / np.sqrt(m))
+    m = model.n_latent if family != "tanh" else 150
+    assert m > EXACT_NORM_SIZE
+    zhat = jr.normal(getkey(), (3, 5, m))
+    J = np.asarray(jax.vmap(jax.vmap(model.jacobian))(zhat), np.float64)
+    expect = np.linalg.norm(J, 2, axis=(-2, -1))
+    got = np.asarray(jacobian_norms(model, zhat))
+    assert got.shape == (3, 5)
+    np.testing.assert_allclose(got, expect, rtol=1e-4)
+    tf = dr.GTF(1.0, method="product_upper_bound")
+    np.testing.assert_allclose(tf.estimate_norm(model, zhat),
+                               np.exp(np.log(expect).mean(1)).max(), rtol=1e-4)
+
+
+def test_lanczos_norm_of_a_low_rank_jacobian(getkey):
+    """A rank-2 Jacobian ends the Lanczos recurrence after two steps (an invariant subspace):
+    the norm is still the largest singular value, not NaN."""
+    from dynrnn.forcing._forcing import jacobian_norms
+
+    m = 60
+    u, v = jr.normal(getkey(), (2, m, 2))
+    model = _TanhMap(u @ v.T / m)
+    zhat = jr.normal(getkey(), (2, 4, m)) * 0.1
+    J = np.asarray(jax.vmap(jax.vmap(model.jacobian))(zhat), np.float64)
+    got = np.asarray(jacobian_norms(model, zhat))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, np.linalg.norm(J, 2, axis=(-2, -1)), rtol=1e-4)
+
+
 def test_solver_regulariser_inside_forced_rollout(getkey):
     """With a solver regulariser, the penalty is accumulated over the trained (forced) steps:
     it equals a manual loop of `step_with_stats` with the same forcing and keys."""
