@@ -8,9 +8,16 @@ trained for the same number of updates with the learning rate chosen on validati
 seeds as one vmapped ensemble (`dr.compare`). Prints the Markdown table (median [IQR] over
 seeds on held-out test data) and writes the NetCDF, Markdown and figure into `--out`.
 
+Each (task, model) cell is kept in `--out/cells/` as it finishes: run the same command again to
+resume after an interruption, or split the tasks over two processes that share `--out` and
+run once more with every task to gather the table.
+
     python benchmarks/compare_dsr.py                          # 3 000 updates, 5 seeds (hours)
     python benchmarks/compare_dsr.py --steps 1000 --seeds 3   # a shorter run
     python benchmarks/compare_dsr.py --tasks lorenz63 --models ShallowPLRNN,GRU,ESN,AR
+    python benchmarks/compare_dsr.py --tasks lorenz63,lorenz96 &   # two processes,
+    python benchmarks/compare_dsr.py --tasks rossler,ecg; wait     # then gather:
+    python benchmarks/compare_dsr.py
 """
 
 from __future__ import annotations
