@@ -103,6 +103,7 @@ def main(argv=None):
     cells_dir.mkdir(parents=True, exist_ok=True)
     stamp = dict(n_steps=args.steps, seeds=args.seeds, learning_rates=args.lrs,
                  seq_len=args.seq_len, measures=args.measures)
+    lrs = [float(x) for x in args.lrs.split(",")]
     parts = []
     for tname, task in task_objs.items():
         # Families without a `latent` get this task's dimension.
@@ -115,9 +116,11 @@ def main(argv=None):
                     print(f"  {tname} / {mname}: kept from {path}", flush=True)
                     parts.append(cell)
                     continue
+                print(f"  {tname} / {mname}: {path} has other settings, trained again",
+                      flush=True)
             cell = dr.compare({mname: spec}, {tname: task}, n_steps=args.steps,
                               seeds=args.seeds,
-                              learning_rates=[float(x) for x in args.lrs.split(",")],
+                              learning_rates=lrs,
                               measures=args.measures.split(","), key=jr.PRNGKey(0),
                               baselines=False, callback=report)
             cell.attrs.update({f"bench_{k}": str(v) for k, v in stamp.items()})
@@ -128,7 +131,6 @@ def main(argv=None):
             parts.append(cell)
     ds = xr.combine_by_coords(parts, combine_attrs="drop_conflicts")
     total = time.perf_counter() - t0
-    args.out.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(args.out / "compare.nc", engine="h5netcdf")
     table = dr.training.to_markdown(ds)
     head = (f"compare_dsr: {args.steps} updates per model, {args.seeds} seeds, learning rates "

@@ -140,6 +140,10 @@ class _TanhMap(eqx.Module):
 
     W: jax.Array
 
+    @property
+    def n_latent(self):
+        return self.W.shape[0]
+
     def step(self, z, u=None):
         return jnp.tanh(self.W @ z)
 
@@ -159,9 +163,8 @@ def test_large_latent_norms_by_lanczos_match_the_svd(getkey, family):
     elif family == "GRU":
         model = dr.models.GRU(obs=3, latent=32, key=getkey())
     else:
-        m = 150
-        model = _TanhMap(jr.normal(getkey(), (m, m)) / np.sqrt(m))
-    m = model.n_latent if family != "tanh" else 150
+        model = _TanhMap(jr.normal(getkey(), (150, 150)) / np.sqrt(150))
+    m = model.n_latent
     assert m > EXACT_NORM_SIZE
     zhat = jr.normal(getkey(), (3, 5, m))
     J = np.asarray(jax.vmap(jax.vmap(model.jacobian))(zhat), np.float64)

@@ -232,8 +232,9 @@ def _lanczos_norm(model, z, steps: int):
     """Largest singular value of `∂ step(z)/∂z` from `steps` Lanczos steps on `Jᵀ J`."""
     m = z.shape[-1]
     dtype = z.dtype
+    # One forward pass: the transpose of the linearised step is its vector-Jacobian product.
     _, jvp = jax.linearize(lambda s: model.step(s).astype(dtype), z)
-    _, vjp = jax.vjp(lambda s: model.step(s).astype(dtype), z)
+    vjp = jax.linear_transpose(jvp, z)
 
     def gram(v):
         return vjp(jvp(v))[0]
@@ -258,9 +259,11 @@ def _lanczos_norm(model, z, steps: int):
         # Nothing but rounding left (b ≤ √ε ‖Jᵀ J q‖): the Krylov space is invariant, and a
         # normalised rounding residue would not be orthogonal to it. The next vectors are
         # zero and add only zero Ritz values, below the largest one of the PSD `Jᵀ J`.
-        nxt = jnp.where(b > rel * scale, w / jnp.where(b > 0, b, 1.0), 0.0)
-        Q = jnp.where(j + 1 < steps, Q.at[jnp.minimum(j + 1, steps - 1)].set(nxt), Q)
-        return Q, alphas.at[j].set(a), betas.at[j].set(jnp.where(jnp.any(nxt != 0), b, 0.0))
+        go_on = b > rel * scale
+        nxt = jnp.where(go_on, w / jnp.where(b > 0, b, 1.0), 0.0)
+        # (At the last step this overwrites the vector just used; only α and β are kept.)
+        Q = Q.at[jnp.minimum(j + 1, steps - 1)].set(nxt)
+        return Q, alphas.at[j].set(a), betas.at[j].set(jnp.where(go_on, b, 0.0))
 
     _, alphas, betas = jax.lax.fori_loop(
         0, steps, body, (Q, jnp.zeros((steps,), dtype), jnp.zeros((steps,), dtype))
