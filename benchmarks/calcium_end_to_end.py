@@ -15,6 +15,12 @@ kernel (the true γ, as `gamma_from_tau` would give it) and the same spike infer
 (`dr.calcium.deconvolve`, smoothed with a Gaussian of `--smooth`
 frames); both read-outs start at the principal axes of their data:
 
+- **latent-path** (default): `CalciumObservation` + `dr.training.CalciumReconstruction(
+  dr.GTF(--path-alpha), latent_path=True, process_noise=--process-noise)`: the latent path of
+  the training frames is inferred jointly with the dynamics (the fluorescence likelihood plus
+  Gaussian process noise along the path), windows of `--path-seq-len` frames, the objective's
+  own optimiser (the path has its own Adam); the test frames' path by the same loss with the
+  model fixed (`infer_states`);
 - **end-to-end**: `CalciumObservation` + `dr.training.CalciumReconstruction` (fluorescence
   likelihood; `--spike-weight` adds the Poisson term on the deconvolved spikes;
   `--learn-kernel` trains the kernel from a start 30 % off the truth);
@@ -160,6 +166,29 @@ def end_to_end(F_tr, F_te, gamma, key, args):
     return (*_inferred(objective, res.model, F_tr, F_te), wall, extra)
 
 
+def latent_path(F_tr, F_te, gamma, key, args):
+    """End to end with a latent path (`CalciumReconstruction(latent_path=True)`): the path of
+    the training frames inferred jointly with the dynamics under constant GTF `--path-alpha`;
+    the test frames' path by the same loss with the model fixed."""
+    k1, k2, k3 = jr.split(key, 3)
+    obs = dr.models.CalciumObservation(args.neurons, args.latent, gamma=gamma, key=k1)
+    model = dr.models.ShallowPLRNN(obs=args.neurons, latent=args.latent, hidden=args.hidden,
+                                   observation=obs, key=k2)
+    objective = dr.training.CalciumReconstruction(
+        dr.GTF(args.path_alpha), seq_len=args.path_seq_len, smooth=args.smooth,
+        spike_weight=args.spike_weight, latent_path=True, process_noise=args.process_noise)
+    model = objective.initialise(model, F_tr)
+    t0 = time.perf_counter()
+    res = dr.fit(model, F_tr, loss=objective, n_steps=args.steps, batch_size=args.batch,
+                 optimizer=objective.default_optimizer(args.steps, args.lr), key=k3,
+                 progress=False)
+    m = res.model
+    s_tr = np.asarray(m.observation.states)
+    s_te = objective.infer_states(m, F_te)
+    wall = time.perf_counter() - t0
+    return m, s_tr, s_te, np.asarray(m.observation.rates(jnp.asarray(s_te))), wall, {}
+
+
 def _inferred(objective, m, F_tr, F_te):
     """`(model, train states, test states, test rates)` of a calcium fit (GTF blend α 0.5)."""
     s_tr = objective.infer_states(m, F_tr, alpha=0.5)
@@ -250,11 +279,18 @@ def main(argv=None):
                    help="end-to-end: half-width in frames of the learned encoder (0: none)")
     p.add_argument("--warm-fraction", type=float, default=0.5,
                    help="warm-start: share of --steps spent on the two-stage fit first")
-    p.add_argument("--methods", nargs="+", default=["end-to-end", "two-stage"],
-                   help="end-to-end, two-stage, warm-start")
+    p.add_argument("--path-alpha", type=float, default=0.1,
+                   help="latent-path: the constant GTF forcing strength")
+    p.add_argument("--path-seq-len", type=int, default=100,
+                   help="latent-path: frames per window")
+    p.add_argument("--process-noise", type=float, default=0.1,
+                   help="latent-path: sd of the dynamics' error per frame / the path's sd")
+    p.add_argument("--methods", nargs="+", default=["latent-path", "end-to-end", "two-stage"],
+                   help="latent-path, end-to-end, two-stage, warm-start")
     args = p.parse_args(argv)
     _GTF[0] = args.gtf
-    methods = {"end-to-end": end_to_end, "two-stage": two_stage, "warm-start": warm_start}
+    methods = {"end-to-end": end_to_end, "two-stage": two_stage, "warm-start": warm_start,
+               "latent-path": latent_path}
     rows = {m: [] for m in args.methods}
     ref = []
     for seed in args.seeds:

@@ -40,6 +40,24 @@ term: its states decoded frame by frame, with the data's calcium before each fra
 so that the forcing signals have the scale the likelihood asks of the latent state (without
 it, signals compressed against the rates taught the dynamics to amplify; measured in
 `docs/decisions.md`).
+
+**With a latent path** (`latent_path=True`), the forcing signals are a free parameter: the
+latent states `Z_t` of every training frame (`CalciumObservation.states`), inferred jointly
+with the dynamics as the maximum a posteriori path of a state-space model with the
+fluorescence likelihood and Gaussian process noise (weak-constraint 4D-Var):
+
+    λ_t = softplus(W Z_t + b),   c_t = γ1 c_{t−1} + γ2 c_{t−2} + λ_t   (from ĉ before the window)
+    z̃_0 = Z_0,   z_t = F_θ(z̃_{t−1}),   z̃_t = (1 − a) z_t + a Z_t            (GTF on the path)
+    loss = (1/obs) mean_t [ Σ_i (F_{t,i} − α_i c_{t,i} − β_i)² / (2 σ_i²)
+                            + Σ_m (z_{t,m} − Z_{t,m})² / (2 q² var_m(Z)) ]
+
+with `q = process_noise` the dynamics' error per frame relative to the path's sd. The path
+makes the fluorescence likely and is one the dynamics can follow; the dynamics learn from a
+path cleaned by both, instead of regressing on per-frame estimates from noisy spikes (what
+made the forcing signals above a contracting conditional mean). σ_i is then the noise of the
+fluorescence *given the rates*, Poisson variability of the spikes included: by default the
+residual sd of the initial path's prediction. New data get their path by the same
+optimisation with the model fixed (`infer_states`).
 """
 
 from __future__ import annotations
@@ -49,6 +67,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 import scipy.ndimage
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -60,6 +79,7 @@ from ..models import AbstractLatentModel, AbstractStochasticModel, CalciumObserv
 from ..models._base import model_dtype
 from ._data import as_series_list
 from ._objective import AbstractObjective, Windows, make_windows
+from ._update import default_optimizer
 
 
 _RATE_FLOOR = 1e-2  # as CalciumObservation's own inversion: softplus⁻¹ is −∞ at 0
@@ -163,6 +183,84 @@ def _forced(model, zhat, chat, tf, alpha, keys, force_calcium: bool):
     return lam, c
 
 
+def _check_path(obs: CalciumObservation, series) -> None:
+    """A latent path of one state per training frame, and no encoder beside it."""
+    total = sum(s.shape[0] for s in series)
+    if obs.encoder:
+        raise DynrnnValueError(
+            "latent_path=True infers the forcing signals as a path; the observation has an "
+            f"encoder (encoder={obs.encoder}) as well: build it with encoder=0.")
+    if obs.states is None:
+        raise DynrnnValueError(
+            "latent_path=True needs the observation's latent path: call "
+            "`objective.initialise(model, data)` before `dr.fit` (it sizes and starts it).")
+    if obs.path != total:
+        raise DynrnnValueError(
+            f"the observation's latent path has {obs.path} frames but `data` has {total} "
+            "(series concatenated); a path belongs to the data it was initialised on: call "
+            "`objective.initialise(model, data)` with this data.")
+
+
+def _calcium_through(gamma, lam, c_init):
+    """`c_t = Σ_j γ_j c_{t−j} + λ_t` for the frames of `lam`, from the `order` frames
+    `c_init` before them (`gamma`: `(order, obs)`)."""
+
+    def body(c_prev, lam_t):
+        c = jnp.sum(gamma * c_prev, axis=0) + lam_t
+        return jnp.concatenate([c[None], c_prev[:-1]]), c
+
+    _, c = jax.lax.scan(body, c_init[::-1], lam)
+    return c
+
+
+def _path_predictions(model, Z, c_init, tf, alpha, keys):
+    """The path's rates and calcium, and the dynamics' predictions along it.
+
+    `Z`: `(T + 1, latent)`, the path from the frame before the first predicted one;
+    `c_init`: the `order` frames of calcium before the first predicted frame.
+
+    **Returns:** `(λ, (z, c))`: the rates `λ_t = rates(Z_t)`, the teacher-forced predictions
+    `z_t = F(z̃_{t−1})` (`z̃_0 = Z_0`, `z̃_t` the GTF blend of `z_t` and `Z_t`) and the calcium
+    `c_t` of the rates, for t = 1 … T.
+    """
+    obs = model.observation
+    gamma = obs.kernel_coefficients(Z.dtype).T
+    lam = obs.rates(Z[1:])
+    c = _calcium_through(gamma, lam, c_init)
+    n_forced = tf.n_forced(model)
+    alphas = tf.alphas(alpha, Z.shape[0] - 1, Z.dtype)
+
+    def body(z, inp):
+        zh, a, k = inp
+        new = model.step(z, key=k).astype(z.dtype)
+        return gtf_blend(new, zh, a, n_forced), new
+
+    _, zs = jax.lax.scan(body, Z[0], (Z[1:], alphas, keys))
+    return lam, (zs, c)
+
+
+def _path_residual_sd(obs: CalciumObservation, series, parts) -> np.ndarray:
+    """σ per neuron of the fluorescence given the rates of the initial path: the residual sd
+    of `α (Σ_j γ_j ĉ_{t−j} + λ_t) + β` (the spikes' Poisson variability included)."""
+    gamma = np.asarray(obs.gamma, np.float64)  # (obs, order)
+    alpha, beta = np.asarray(obs.alpha, np.float64), np.asarray(obs.beta, np.float64)
+    states = np.asarray(obs.states, np.float64)
+    lam_all = np.asarray(obs.rates(jnp.asarray(states, obs.W.dtype)), np.float64)
+    res, offset = [], 0
+    p = gamma.shape[1]
+    for F, (_, fhat, _, _) in zip(series, parts):
+        T = F.shape[0]
+        chat = (fhat - beta) / alpha
+        lam = lam_all[offset:offset + T]
+        offset += T
+        pred = lam[p:].copy()
+        for j in range(p):
+            pred += gamma[:, j] * chat[p - 1 - j:T - 1 - j]
+        res.append(F[p:] - alpha * pred - beta)
+    res = np.concatenate(res)
+    return np.sqrt(np.mean((res - res.mean(axis=0)) ** 2, axis=0))
+
+
 class CalciumReconstruction(AbstractObjective):
     """End-to-end fit of a latent model to fluorescence by its calcium likelihood.
 
@@ -200,10 +298,30 @@ class CalciumReconstruction(AbstractObjective):
       observation model's part of the latent state, and is blended with the data-inferred
       calcium `ĉ_t = (F̂_t − β)/α` with the same strength as the latent state; `False` runs the
       calcium freely through the window from its first `order` frames.
+    - `latent_path`: infer the latent path of the training frames jointly with the dynamics
+      (module docstring); `initialise` gives the observation its `states`. The calcium then
+      runs freely through each window (`force_calcium` does not apply), and teacher forcing
+      blends the model's predictions with the path.
+    - `process_noise`: with `latent_path`, the sd `q` of the dynamics' error per frame
+      relative to the path's sd (smaller: a path closer to the dynamics, smoother).
+    - `path_steps`, `path_learning_rate`: with `latent_path`, the Adam steps and step size of
+      `infer_states` on new data; the step size is also that of the path's own Adam in
+      `default_optimizer` (what `dr.fit` uses unless given an optimiser).
 
-    **Raises:** `ValueError` for a non-positive `seq_len`, a negative `smooth`,
-    `spike_weight` or `sparsity`, or a non-positive `noise`; `TypeError` for a teacher
-    forcing that is not one of `dr.forcing`.
+    With `latent_path=True` the training states are the fitted path
+    (`result.model.observation.states`) and `infer_states` finds the path of new data:
+
+    ```python
+    objective = dr.training.CalciumReconstruction(dr.GTF(0.1), latent_path=True)
+    model = objective.initialise(model, F_train)          # sizes and starts the path
+    result = dr.fit(model, F_train, loss=objective, n_steps=10000, key=k3)
+    train_states = result.model.observation.states
+    test_states = objective.infer_states(result.model, F_test)
+    ```
+
+    **Raises:** `ValueError` for a non-positive `seq_len`, `process_noise`, `path_steps` or
+    `path_learning_rate`, a negative `smooth`, `spike_weight` or `sparsity`, or a
+    non-positive `noise`; `TypeError` for a teacher forcing that is not one of `dr.forcing`.
     """
 
     teacher_forcing: AbstractTeacherForcing
@@ -213,10 +331,16 @@ class CalciumReconstruction(AbstractObjective):
     spike_weight: float = eqx.field(static=True)
     sparsity: float = eqx.field(static=True)
     force_calcium: bool = eqx.field(static=True)
+    latent_path: bool = eqx.field(static=True)
+    process_noise: float = eqx.field(static=True)
+    path_steps: int = eqx.field(static=True)
+    path_learning_rate: float = eqx.field(static=True)
 
     def __init__(self, teacher_forcing: AbstractTeacherForcing | None = None, *,
                  seq_len: int = 200, noise=None, smooth: float = 1.0,
-                 spike_weight: float = 0.0, sparsity: float = 1.0, force_calcium: bool = True):
+                 spike_weight: float = 0.0, sparsity: float = 1.0, force_calcium: bool = True,
+                 latent_path: bool = False, process_noise: float = 0.1,
+                 path_steps: int = 1000, path_learning_rate: float = 1e-2):
         tf = GTF("adaptive") if teacher_forcing is None else teacher_forcing
         if not isinstance(tf, AbstractTeacherForcing):
             raise DynrnnTypeError(
@@ -226,6 +350,9 @@ class CalciumReconstruction(AbstractObjective):
         check_positive(smooth, "smooth", strict=False)
         check_positive(spike_weight, "spike_weight", strict=False)
         check_positive(sparsity, "sparsity", strict=False)
+        check_positive(process_noise, "process_noise")
+        check_positive(path_steps, "path_steps", integer=True)
+        check_positive(path_learning_rate, "path_learning_rate")
         if noise is not None:
             arr = np.atleast_1d(np.asarray(noise, np.float64))
             if arr.ndim != 1 or not np.all(np.isfinite(arr) & (arr > 0)):
@@ -239,6 +366,10 @@ class CalciumReconstruction(AbstractObjective):
         self.spike_weight = float(spike_weight)
         self.force_calcium = bool(force_calcium)
         self.sparsity = float(sparsity)
+        self.latent_path = bool(latent_path)
+        self.process_noise = float(process_noise)
+        self.path_steps = int(path_steps)
+        self.path_learning_rate = float(path_learning_rate)
 
     # -- data --------------------------------------------------------------------------------
 
@@ -252,6 +383,8 @@ class CalciumReconstruction(AbstractObjective):
         """
         obs = _check_model(model)
         series = _fluorescence(model, data)
+        if self.latent_path:
+            _check_path(obs, series)
         length = self.seq_len + obs.order + 2 * obs.encoder
         longest = max(s.shape[0] for s in series)
         if length > longest:
@@ -260,7 +393,10 @@ class CalciumReconstruction(AbstractObjective):
                 f"of initial calcium and {2 * obs.encoder} for the encoder) but the longest "
                 f"series in `data` has {longest}."
             )
-        if self.noise is None:
+        parts = [_deconvolved(obs, F, self.smooth, self.sparsity) for F in series]
+        if self.noise is None and self.latent_path:
+            sd = _path_residual_sd(obs, series, parts)
+        elif self.noise is None:
             sd = np.array([[noise_sd(s[:, i]) for i in range(s.shape[1])] for s in series])
             sd = np.average(sd, axis=0, weights=[s.shape[0] for s in series])
         else:
@@ -273,10 +409,15 @@ class CalciumReconstruction(AbstractObjective):
                 f"the estimated noise sd is 0 for neurons {np.flatnonzero(sd <= 0).tolist()} "
                 "(constant traces?); pass `noise=` explicitly.")
         stacked = []
-        for F in series:
-            rhat, fhat, s, _ = _deconvolved(obs, F, self.smooth, self.sparsity)
+        offset = 0
+        for F, (rhat, fhat, s, _) in zip(series, parts):
+            cols = [F, rhat, fhat, s]
+            if self.latent_path:
+                # the frame's row in the path: windows gather their states by it
+                cols.append(np.arange(offset, offset + F.shape[0], dtype=np.float64)[:, None])
+            offset += F.shape[0]
             if F.shape[0] >= length:
-                stacked.append(np.concatenate([F, rhat, fhat, s], axis=1))
+                stacked.append(np.concatenate(cols, axis=1))
         dtype = np.dtype(model_dtype(model) or jnp.result_type(float))
         return CalciumWindows(make_windows(stacked, length, dtype),
                               jnp.asarray(1.0 / sd ** 2, dtype))
@@ -288,7 +429,7 @@ class CalciumReconstruction(AbstractObjective):
     # -- the likelihood ----------------------------------------------------------------------
 
     def window_loss(self, model, window: Float[Array, "time 4*obs"], weight, alpha,
-                    key: PRNGKeyArray | None = None) -> Float[Array, ""]:
+                    key: PRNGKeyArray | None = None, path_var=None) -> Float[Array, ""]:
         """The negative log-likelihood (module docstring) of one window.
 
         **Arguments:**
@@ -297,11 +438,15 @@ class CalciumReconstruction(AbstractObjective):
         - `weight`: `(obs,)` per-neuron weights `1/σ²`.
         - `alpha`: the teacher-forcing strength.
         - `key`: the noise of a stochastic model (ignored otherwise).
+        - `path_var`: with `latent_path`, the variance per latent unit of the whole path
+          (default: computed here).
 
         **Returns:** the scalar loss.
         """
         obs = model.observation
         n, p, K = model.n_obs, obs.order, obs.encoder
+        if self.latent_path:
+            return self._path_loss(model, window, weight, alpha, key, path_var)
         F, rhat, fhat, s = (window[:, k * n:(k + 1) * n] for k in range(4))
         # the calcium inferred from the data: the deconvolved (denoised) fluorescence
         chat = jax.lax.stop_gradient((fhat - obs.beta) / obs.alpha)
@@ -332,13 +477,54 @@ class CalciumReconstruction(AbstractObjective):
             value = value + self.spike_weight * jnp.mean(lam - counts * jnp.log(lam))
         return value
 
+    def _path_loss(self, model, window, weight, alpha, key, path_var):
+        """The latent-path loss of one window (module docstring)."""
+        obs = model.observation
+        n, p = model.n_obs, obs.order
+        F, fhat, s = window[:, :n], window[:, 2 * n:3 * n], window[:, 3 * n:4 * n]
+        rows = window[:, 4 * n].astype(jnp.int32)
+        Z = obs.states[rows].astype(window.dtype)
+        var = jnp.var(obs.states, axis=0) if path_var is None else path_var
+        chat = jax.lax.stop_gradient((fhat - obs.beta) / obs.alpha)
+        keys = (jr.split(key, Z.shape[0] - p) if isinstance(model, AbstractStochasticModel)
+                else None)
+        lam, pred = _path_predictions(model, Z[p - 1:], chat[:p], self.teacher_forcing, alpha,
+                                      keys)
+        mu = obs.alpha * pred[1] + obs.beta
+        fit = 0.5 * jnp.sum(weight * (F[p:] - mu) ** 2, axis=-1)
+        dyn = 0.5 * jnp.sum((pred[0] - Z[p:]) ** 2 / (self.process_noise ** 2 * var), axis=-1)
+        value = jnp.mean(fit + dyn) / n
+        if self.spike_weight:
+            counts = s[p:] / jax.lax.stop_gradient(obs.alpha)
+            value = value + self.spike_weight * jnp.mean(lam - counts * jnp.log(lam))
+        return value
+
     def loss(self, model, batch, alpha, key):
         windows, weight, keys = batch
-        return jnp.mean(jax.vmap(lambda w, k: self.window_loss(model, w, weight, alpha, k))(
+        var = (jnp.var(model.observation.states, axis=0) if self.latent_path else None)
+        return jnp.mean(jax.vmap(
+            lambda w, k: self.window_loss(model, w, weight, alpha, k, path_var=var))(
             windows, keys))
 
     def extra_loss(self, model, batch):
         return model.penalty()
+
+    def default_optimizer(self, n_steps: int, learning_rate: float = 1e-3,
+                          final_learning_rate: float = 1e-6) -> optax.GradientTransformation:
+        """`dr.training.default_optimizer` for the model; with `latent_path`, the path has
+        its own Adam at `path_learning_rate`, decayed tenfold over the run (each update
+        draws a few windows, so most of the path's rows see a gradient only now and then,
+        and RAdam's slow first steps would leave it near its start)."""
+        model_opt = default_optimizer(n_steps, learning_rate, final_learning_rate)
+        if not self.latent_path:
+            return model_opt
+        path_opt = optax.adam(optax.exponential_decay(self.path_learning_rate, n_steps, 0.1))
+
+        def labels(params):
+            tree = jax.tree.map(lambda _: "model", params)
+            return eqx.tree_at(lambda p: p.observation.states, tree, "path")
+
+        return optax.multi_transform({"model": model_opt, "path": path_opt}, labels)
 
     def init_state(self, model):
         dtype = model_dtype(model) or jnp.result_type(float)
@@ -347,7 +533,10 @@ class CalciumReconstruction(AbstractObjective):
     def update_state(self, model, alpha, batch, step):
         windows, _, _ = batch
         n, obs = model.n_obs, model.observation
-        if obs.encoder:
+        if self.latent_path:
+            rows = windows[:, :, 4 * n].astype(jnp.int32)
+            zhat = jax.lax.stop_gradient(obs.states[rows].astype(windows.dtype))
+        elif obs.encoder:
             zhat = jax.vmap(lambda w: jax.lax.stop_gradient(obs.encode(w[:, 3 * n:])))(windows)
         else:
             zhat = jax.vmap(lambda w: forcing_states(obs, w[:, n:2 * n]))(windows)
@@ -383,6 +572,10 @@ class CalciumReconstruction(AbstractObjective):
         warm-start`) this kept most of the end-to-end rate gain but did not keep the free runs
         stable: the fluorescence likelihood relearned amplifying dynamics.
 
+        **Latent path.** With `latent_path=True` the observation also gets its path, one state
+        per frame of `data` (series concatenated), started at the forcing signals `ẑ` (or at
+        `states`).
+
         **Arguments:**
         - `model`: a latent model with a `CalciumObservation`.
         - `data`: fluorescence `(time, neurons)` (or a list / recording), as for `dr.fit`.
@@ -392,7 +585,8 @@ class CalciumReconstruction(AbstractObjective):
         **Returns:** the model with the new observation parameters.
 
         **Raises:** `ValueError` for `states` of another length or width than the data and
-        the model's latent, or with non-finite values.
+        the model's latent, or with non-finite values, and for `latent_path=True` with an
+        encoder.
         """
         obs = _check_model(model)
         series = _fluorescence(model, data)
@@ -429,18 +623,34 @@ class CalciumReconstruction(AbstractObjective):
              jnp.asarray(base, dtype)))
         if obs.encoder:
             new = _fit_encoder(new, parts, alpha)
+        if self.latent_path:
+            if obs.encoder:
+                raise DynrnnValueError(
+                    "latent_path=True infers the forcing signals as a path; the observation "
+                    f"has an encoder (encoder={obs.encoder}) as well: build it with encoder=0.")
+            path = (S if states is not None
+                    else np.asarray(forcing_states(new, jnp.asarray(rhat, dtype)), np.float64))
+            new = eqx.tree_at(lambda o: o.states, new, jnp.asarray(path, dtype),
+                              is_leaf=lambda x: x is None)
         return eqx.tree_at(lambda m: m.observation, model, new)
 
-    def infer_states(self, model, data, *, alpha: float = 0.5) -> np.ndarray:
+    def infer_states(self, model, data, *, alpha: float | None = None) -> np.ndarray:
         """Latent states driven by fluorescence: `z̃_t = (1 − α) F(z̃_{t−1}) + α ẑ_t` with the
         forcing signals of this objective (deconvolved, smoothed spikes; module docstring),
         from `z̃_0 = ẑ_0` (cf. `dr.forcing.infer_states`, which uses the observation's
         per-frame inverse).
 
+        With `latent_path=True`, the path of `data` instead: the training loss of one window
+        spanning the whole series, minimised over the path with the model fixed
+        (`path_steps` Adam steps of `path_learning_rate` from the forcing signals `ẑ`; the
+        dynamics term scaled by the variance of the model's own path). For the training data
+        itself, `model.observation.states` holds the path fitted with the model.
+
         **Arguments:**
         - `model`: a latent model with a `CalciumObservation`.
         - `data`: fluorescence `(time, neurons)`.
-        - `alpha`: forcing strength in [0, 1].
+        - `alpha`: forcing strength in [0, 1] (default 0.5; with `latent_path`, the forcing
+          strength of the dynamics term, default that of a constant `GTF`, else 0.1).
 
         **Returns:** `(time, latent)` states as a NumPy array.
 
@@ -449,13 +659,61 @@ class CalciumReconstruction(AbstractObjective):
         observation.
         """
         obs = _check_model(model)
+        if alpha is None:
+            alpha = 0.5
+            if self.latent_path:
+                tf = self.teacher_forcing
+                constant = isinstance(tf, GTF) and not tf.adaptive
+                alpha = tf.initial_alpha() if constant else 0.1
         if not 0.0 <= alpha <= 1.0:
             raise DynrnnValueError(f"`alpha` must be in [0, 1], got {alpha!r}.")
         (F,) = _fluorescence(model, check_array(data, "data", ndim=2))
-        rhat, _, s, _ = _deconvolved(obs, F, self.smooth, self.sparsity)
+        rhat, fhat, s, _ = _deconvolved(obs, F, self.smooth, self.sparsity)
         dtype = model_dtype(model) or jnp.result_type(float)
+        if self.latent_path:
+            return self._infer_path(model, F, (rhat, fhat, s, None), alpha, dtype)
         signal = _padded(s, obs.encoder) if obs.encoder else rhat
         return np.asarray(_infer(model, jnp.asarray(signal, dtype), jnp.asarray(alpha, dtype)))
+
+    def _infer_path(self, model, F, part, alpha, dtype) -> np.ndarray:
+        obs = model.observation
+        rhat, fhat, s, _ = part
+        Z0 = forcing_states(obs, jnp.asarray(rhat, dtype))
+        var = jnp.var(obs.states if obs.states is not None else Z0, axis=0)
+        start = eqx.tree_at(lambda m: m.observation.states, model, Z0,
+                            is_leaf=lambda x: x is None)
+        if self.noise is None:
+            sd = _path_residual_sd(start.observation, [F], [part])
+        else:
+            sd = np.broadcast_to(np.asarray(self.noise), (model.n_obs,))
+        window = np.concatenate([F, rhat, fhat, s, np.arange(F.shape[0])[:, None]], axis=1)
+        path = _map_path(self, start, jnp.asarray(window, dtype),
+                         jnp.asarray(1.0 / np.maximum(sd, 1e-12) ** 2, dtype),
+                         jnp.asarray(alpha, dtype), var)
+        return np.asarray(path)
+
+
+@eqx.filter_jit
+def _map_path(objective, model, window, weight, alpha, var):
+    """The path minimising `objective`'s loss of one window over the whole series, by Adam
+    from the model's `states` (the other parameters fixed)."""
+    opt = optax.adam(objective.path_learning_rate)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    key = jr.key(0)
+
+    def loss(Z):
+        m = eqx.tree_at(lambda m: m.observation.states, eqx.combine(params, static), Z)
+        return objective._path_loss(m, window, weight, alpha, key, var)
+
+    def step(carry, _):
+        Z, state = carry
+        grads = jax.grad(loss)(Z)
+        updates, state = opt.update(grads, state)
+        return (optax.apply_updates(Z, updates), state), None
+
+    Z = model.observation.states
+    (Z, _), _ = jax.lax.scan(step, (Z, opt.init(Z)), None, length=objective.path_steps)
+    return Z
 
 
 def _fit_encoder(obs: CalciumObservation, parts, alpha: np.ndarray) -> CalciumObservation:

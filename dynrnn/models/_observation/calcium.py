@@ -94,6 +94,11 @@ class CalciumObservation(AbstractObservation):
       out, so the encoder predicts the rate from its neighbours instead of copying the
       frame's Poisson noise. `dr.training.CalciumReconstruction` trains it and uses its
       states as the teacher-forcing signals (see there).
+    - `path`: number of training frames `T` of a latent path (default 0: none). With `T > 0`
+      the model holds the latent states of its training frames as a free parameter,
+      `states` `(T, latent)`: a non-amortised recognition model (where the encoder is an
+      amortised one), inferred jointly with the dynamics by
+      `dr.training.CalciumReconstruction(latent_path=True)` (see there), which also sets it.
     - `key`: PRNG key for `W` (orthogonal: pinv(W) is well conditioned); `b = 0`.
 
     `W`, `b`, `log α`, `β` are trained; the kernel `gamma` is fixed (a static field) unless
@@ -111,6 +116,7 @@ class CalciumObservation(AbstractObservation):
     log_tau: Float[Array, "obs order"] | None
     E: Float[Array, "taps latent obs"] | None
     e: Float[Array, " latent"] | None
+    states: Float[Array, "path latent"] | None
     kernel: tuple[tuple[float, ...], ...] = eqx.field(static=True)
     noise_sd: float = eqx.field(static=True)
     learn_kernel: bool = eqx.field(static=True)
@@ -120,10 +126,11 @@ class CalciumObservation(AbstractObservation):
 
     def __init__(self, obs: int, latent: int, *, gamma=(0.95,), alpha=1.0, beta=0.0,
                  noise_sd: float = 0.1, learn_kernel: bool = False, encoder: int = 0,
-                 key: PRNGKeyArray, dtype=None):
+                 path: int = 0, key: PRNGKeyArray, dtype=None):
         check_positive(obs, "obs", integer=True)
         check_positive(latent, "latent", integer=True)
         check_positive(encoder, "encoder", integer=True, strict=False)
+        check_positive(path, "path", integer=True, strict=False)
         check_positive(noise_sd, "noise_sd", strict=False)
         dtype = dtype or jnp.result_type(float)
         g = np.asarray(gamma, np.float64)
@@ -157,6 +164,9 @@ class CalciumObservation(AbstractObservation):
         self.encoder = int(encoder)
         self.E = jnp.zeros((2 * self.encoder, latent, obs), dtype) if encoder else None
         self.e = jnp.zeros((latent,), dtype) if encoder else None
+        # Zeros: `CalciumReconstruction.initialise` starts the path at the forcing signals of
+        # the principal axes. `None` without a path (files as before).
+        self.states = jnp.zeros((int(path), latent), dtype) if path else None
         self.n_obs = obs
         self.n_latent = latent
 
@@ -164,6 +174,11 @@ class CalciumObservation(AbstractObservation):
     def hyperparameters(self) -> dict:
         # The kernel the model was built with: a learned kernel travels in the leaves.
         return dict(constructor_arguments(self), gamma=np.asarray(self.kernel, np.float64))
+
+    @property
+    def path(self) -> int:
+        """Frames of the latent path (`states`), 0 without one."""
+        return 0 if self.states is None else int(self.states.shape[0])
 
     @property
     def alpha(self) -> Float[Array, " obs"]:
