@@ -438,3 +438,18 @@ def test_simulated_netcdf_on_the_command_line(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "note: the data is not on a unit scale" not in text
     assert (out / "measures.json").exists()
+
+
+def test_member_score_on_a_short_high_dimensional_series(getkey):
+    """The members' score (`cli._members.score`) on a series of 8 channels and 1 200 steps
+    (a short recording after PCA): the free run is 20 000 steps, the spectra are compared on
+    the series' length (before: a length mismatch error ended `dynrnn reconstruct --data
+    SUITE2P --steps N` with two members); both measures come back finite, D_H in [0, 1]."""
+    import dynrnn as dr
+    from dynrnn.cli._members import score
+
+    rng = np.random.default_rng(np.random.SeedSequence().entropy)
+    x = rng.standard_normal((1200, 8)).astype(np.float32)
+    model = dr.models.ShallowPLRNN(obs=8, latent=8, hidden=16, key=getkey())
+    d_stsp, d_h = score(model, x)
+    assert np.isfinite(d_stsp) and 0.0 <= d_h <= 1.0

@@ -105,7 +105,12 @@ def score(model, x_train: np.ndarray) -> tuple[float, float]:
     if method_bins:
         return _measures(x_train, gen[n // 10:])
     d_stsp = float(dr.metrics.state_space_divergence(x_train, gen[n // 10:], method="gmm"))
-    return d_stsp, float(dr.metrics.power_spectrum_distance(x_train, gen[n // 10:]))
+    # D_H compares spectra bin by bin: the run cut to the series' length, with the smoothing
+    # `_measures` uses for short series (a series under 20 000 steps has fewer bins).
+    smoothing = float(min(20.0, max(1.0, (len(x_train) // 2) / 5)))
+    d_h = dr.metrics.power_spectrum_distance(x_train, gen[n // 10:][: len(x_train)],
+                                             smoothing=smoothing)
+    return d_stsp, float(d_h)
 
 
 def fit_members(cfg, x_train, x_fit, x_val, run_dir, progress, overwrite, echo):
