@@ -95,7 +95,7 @@ def score(model, x_train: np.ndarray) -> tuple[float, float]:
     import dynrnn as dr
 
     from ..training._evaluate import generate
-    from ..training._reconstruct import _measures
+    from ..training._reconstruct import _d_h_on_length, _measures
 
     n = max(len(x_train), 20_000)
     gen, _ = generate(model, x_train[0], n + n // 10)
@@ -105,12 +105,8 @@ def score(model, x_train: np.ndarray) -> tuple[float, float]:
     if method_bins:
         return _measures(x_train, gen[n // 10:])
     d_stsp = float(dr.metrics.state_space_divergence(x_train, gen[n // 10:], method="gmm"))
-    # D_H compares spectra bin by bin: the run cut to the series' length, with the smoothing
-    # `_measures` uses for short series (a series under 20 000 steps has fewer bins).
-    smoothing = float(min(20.0, max(1.0, (len(x_train) // 2) / 5)))
-    d_h = dr.metrics.power_spectrum_distance(x_train, gen[n // 10:][: len(x_train)],
-                                             smoothing=smoothing)
-    return d_stsp, float(d_h)
+    # D_H compares spectra bin by bin: on the series' length, as `_measures` does
+    return d_stsp, _d_h_on_length(x_train, gen[n // 10:])
 
 
 def fit_members(cfg, x_train, x_fit, x_val, run_dir, progress, overwrite, echo):

@@ -111,6 +111,16 @@ def _deconvolved(obs: CalciumObservation, F: np.ndarray, smooth: float, sparsity
     return rhat, fhat, s, base
 
 
+def _columns(F: np.ndarray, part, offset: int | None) -> np.ndarray:
+    """A series' columns `(F, r̂, F̂, ŝ)`, with `offset` also each frame's row in the latent
+    path (the series' first frame at `offset`): windows gather their states by it."""
+    rhat, fhat, s, _ = part
+    cols = [F, rhat, fhat, s]
+    if offset is not None:
+        cols.append(np.arange(offset, offset + F.shape[0], dtype=np.float64)[:, None])
+    return np.concatenate(cols, axis=1)
+
+
 def _check_model(model) -> CalciumObservation:
     if not isinstance(model, AbstractLatentModel):
         raise DynrnnTypeError(
@@ -183,13 +193,17 @@ def _forced(model, zhat, chat, tf, alpha, keys, force_calcium: bool):
     return lam, c
 
 
-def _check_path(obs: CalciumObservation, series) -> None:
-    """A latent path of one state per training frame, and no encoder beside it."""
-    total = sum(s.shape[0] for s in series)
+def _no_encoder(obs: CalciumObservation) -> None:
     if obs.encoder:
         raise DynrnnValueError(
             "latent_path=True infers the forcing signals as a path; the observation has an "
             f"encoder (encoder={obs.encoder}) as well: build it with encoder=0.")
+
+
+def _check_path(obs: CalciumObservation, series) -> None:
+    """A latent path of one state per training frame, and no encoder beside it."""
+    total = sum(s.shape[0] for s in series)
+    _no_encoder(obs)
     if obs.states is None:
         raise DynrnnValueError(
             "latent_path=True needs the observation's latent path: call "
@@ -201,32 +215,19 @@ def _check_path(obs: CalciumObservation, series) -> None:
             "`objective.initialise(model, data)` with this data.")
 
 
-def _calcium_through(gamma, lam, c_init):
-    """`c_t = Σ_j γ_j c_{t−j} + λ_t` for the frames of `lam`, from the `order` frames
-    `c_init` before them (`gamma`: `(order, obs)`)."""
-
-    def body(c_prev, lam_t):
-        c = jnp.sum(gamma * c_prev, axis=0) + lam_t
-        return jnp.concatenate([c[None], c_prev[:-1]]), c
-
-    _, c = jax.lax.scan(body, c_init[::-1], lam)
-    return c
-
-
 def _path_predictions(model, Z, c_init, tf, alpha, keys):
     """The path's rates and calcium, and the dynamics' predictions along it.
 
     `Z`: `(T + 1, latent)`, the path from the frame before the first predicted one;
     `c_init`: the `order` frames of calcium before the first predicted frame.
 
-    **Returns:** `(λ, (z, c))`: the rates `λ_t = rates(Z_t)`, the teacher-forced predictions
+    **Returns:** `(λ, z, c)`: the rates `λ_t = rates(Z_t)`, the teacher-forced predictions
     `z_t = F(z̃_{t−1})` (`z̃_0 = Z_0`, `z̃_t` the GTF blend of `z_t` and `Z_t`) and the calcium
     `c_t` of the rates, for t = 1 … T.
     """
     obs = model.observation
-    gamma = obs.kernel_coefficients(Z.dtype).T
     lam = obs.rates(Z[1:])
-    c = _calcium_through(gamma, lam, c_init)
+    c = obs.calcium(lam, c0=c_init[::-1])  # c0 is [c_{−1}, c_{−2}]
     n_forced = tf.n_forced(model)
     alphas = tf.alphas(alpha, Z.shape[0] - 1, Z.dtype)
 
@@ -236,7 +237,7 @@ def _path_predictions(model, Z, c_init, tf, alpha, keys):
         return gtf_blend(new, zh, a, n_forced), new
 
     _, zs = jax.lax.scan(body, Z[0], (Z[1:], alphas, keys))
-    return lam, (zs, c)
+    return lam, zs, c
 
 
 def _path_residual_sd(obs: CalciumObservation, series, parts) -> np.ndarray:
@@ -410,14 +411,10 @@ class CalciumReconstruction(AbstractObjective):
                 "(constant traces?); pass `noise=` explicitly.")
         stacked = []
         offset = 0
-        for F, (rhat, fhat, s, _) in zip(series, parts):
-            cols = [F, rhat, fhat, s]
-            if self.latent_path:
-                # the frame's row in the path: windows gather their states by it
-                cols.append(np.arange(offset, offset + F.shape[0], dtype=np.float64)[:, None])
-            offset += F.shape[0]
+        for F, part in zip(series, parts):
             if F.shape[0] >= length:
-                stacked.append(np.concatenate(cols, axis=1))
+                stacked.append(_columns(F, part, offset if self.latent_path else None))
+            offset += F.shape[0]
         dtype = np.dtype(model_dtype(model) or jnp.result_type(float))
         return CalciumWindows(make_windows(stacked, length, dtype),
                               jnp.asarray(1.0 / sd ** 2, dtype))
@@ -488,11 +485,11 @@ class CalciumReconstruction(AbstractObjective):
         chat = jax.lax.stop_gradient((fhat - obs.beta) / obs.alpha)
         keys = (jr.split(key, Z.shape[0] - p) if isinstance(model, AbstractStochasticModel)
                 else None)
-        lam, pred = _path_predictions(model, Z[p - 1:], chat[:p], self.teacher_forcing, alpha,
-                                      keys)
-        mu = obs.alpha * pred[1] + obs.beta
+        lam, z, c = _path_predictions(model, Z[p - 1:], chat[:p], self.teacher_forcing,
+                                      alpha, keys)
+        mu = obs.alpha * c + obs.beta
         fit = 0.5 * jnp.sum(weight * (F[p:] - mu) ** 2, axis=-1)
-        dyn = 0.5 * jnp.sum((pred[0] - Z[p:]) ** 2 / (self.process_noise ** 2 * var), axis=-1)
+        dyn = 0.5 * jnp.sum((z - Z[p:]) ** 2 / (self.process_noise ** 2 * var), axis=-1)
         value = jnp.mean(fit + dyn) / n
         if self.spike_weight:
             counts = s[p:] / jax.lax.stop_gradient(obs.alpha)
@@ -624,10 +621,7 @@ class CalciumReconstruction(AbstractObjective):
         if obs.encoder:
             new = _fit_encoder(new, parts, alpha)
         if self.latent_path:
-            if obs.encoder:
-                raise DynrnnValueError(
-                    "latent_path=True infers the forcing signals as a path; the observation "
-                    f"has an encoder (encoder={obs.encoder}) as well: build it with encoder=0.")
+            _no_encoder(obs)
             path = (S if states is not None
                     else np.asarray(forcing_states(new, jnp.asarray(rhat, dtype)), np.float64))
             new = eqx.tree_at(lambda o: o.states, new, jnp.asarray(path, dtype),
@@ -676,9 +670,10 @@ class CalciumReconstruction(AbstractObjective):
         return np.asarray(_infer(model, jnp.asarray(signal, dtype), jnp.asarray(alpha, dtype)))
 
     def _infer_path(self, model, F, part, alpha, dtype) -> np.ndarray:
+        """The path of `F` (`part`: its deconvolution) by `_map_path`, from the forcing
+        signals, with σ from the residual of that start (or `noise`)."""
         obs = model.observation
-        rhat, fhat, s, _ = part
-        Z0 = forcing_states(obs, jnp.asarray(rhat, dtype))
+        Z0 = forcing_states(obs, jnp.asarray(part[0], dtype))
         var = jnp.var(obs.states if obs.states is not None else Z0, axis=0)
         start = eqx.tree_at(lambda m: m.observation.states, model, Z0,
                             is_leaf=lambda x: x is None)
@@ -686,7 +681,7 @@ class CalciumReconstruction(AbstractObjective):
             sd = _path_residual_sd(start.observation, [F], [part])
         else:
             sd = np.broadcast_to(np.asarray(self.noise), (model.n_obs,))
-        window = np.concatenate([F, rhat, fhat, s, np.arange(F.shape[0])[:, None]], axis=1)
+        window = _columns(F, part, 0)
         path = _map_path(self, start, jnp.asarray(window, dtype),
                          jnp.asarray(1.0 / np.maximum(sd, 1e-12) ** 2, dtype),
                          jnp.asarray(alpha, dtype), var)
@@ -698,11 +693,10 @@ def _map_path(objective, model, window, weight, alpha, var):
     """The path minimising `objective`'s loss of one window over the whole series, by Adam
     from the model's `states` (the other parameters fixed)."""
     opt = optax.adam(objective.path_learning_rate)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
     key = jr.key(0)
 
     def loss(Z):
-        m = eqx.tree_at(lambda m: m.observation.states, eqx.combine(params, static), Z)
+        m = eqx.tree_at(lambda m: m.observation.states, model, Z)
         return objective._path_loss(m, window, weight, alpha, key, var)
 
     def step(carry, _):

@@ -506,19 +506,26 @@ def plan(analysis: SeriesAnalysis, budget: float, *, n_steps: int | None = None,
 # -- judging members -------------------------------------------------------------------------
 
 
+def _d_h_on_length(true: np.ndarray, gen) -> float:
+    """`D_H` of a free run cut to the data's length against the data (spectra are compared
+    bin by bin), smoothed by 20 bins or, for a short series, a tenth of its bins (≥ 1)."""
+    from .. import metrics
+
+    smoothing = float(min(20.0, max(1.0, (len(true) // 2) / 5)))
+    return float(metrics.power_spectrum_distance(true, gen[: len(true)], smoothing=smoothing))
+
+
 def _measures(true: np.ndarray, gen, n_bins: int = 30) -> tuple[float, float]:
     """`(D_stsp, D_H)` of a free run against data (inf and 1 for a non-finite run)."""
     import jax.numpy as jnp
 
-    from .. import metrics
     from ..tasks._reconstruction import _d_stsp
 
     gen = np.asarray(gen, np.float64)
     if not np.all(np.isfinite(gen)) or np.abs(gen).max() > 1e6:
         return math.inf, 1.0
     d_stsp = _d_stsp(true, jnp.asarray(gen), n_bins)
-    smoothing = float(min(20.0, max(1.0, (len(true) // 2) / 5)))
-    d_h = float(metrics.power_spectrum_distance(true, gen[: len(true)], smoothing=smoothing))
+    d_h = _d_h_on_length(true, gen)
     return (d_stsp if math.isfinite(d_stsp) else math.inf), d_h
 
 
