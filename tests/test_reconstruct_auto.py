@@ -467,3 +467,27 @@ def test_a_worker_ends_when_its_parent_is_gone(tmp_path):
     if not ended:
         os.kill(pid, 9)
     assert ended, "the worker outlived its parent by 10 s"
+
+
+def test_a_short_series_is_scored_and_said_to_be_short(lorenz, small_run):
+    """A test series too short for `D_H`'s 20-bin kernel (80 points: 41 bins, radius 80)
+    stopped `dynrnn reconstruct` after training; it is now scored with a tenth of its bins,
+    and the message says that the test figures say little when the training series itself
+    is far from the test series."""
+    x, t = lorenz
+    short = t[:80]
+    model = small_run.model
+    ev = dr.evaluate(model, (short - small_run.mean) / small_run.scale)
+    gen = np.asarray(ev["generated"])
+    want = dr.metrics.power_spectrum_distance((short - small_run.mean) / small_run.scale, gen,
+                                              smoothing=8.0)
+    assert ev["D_H"] == pytest.approx(float(want), rel=1e-6)
+    with pytest.raises(ValueError, match="too short"):
+        dr.metrics.power_spectrum_distance(short, gen)  # the default kernel does not fit
+    r = dr.reconstruct(x[:320], test=short, budget="5s", n_steps=20, workers=1,
+                       key=jr.PRNGKey(0))
+    assert np.isfinite(r.measures["D_H"])
+    assert r.measures["D_stsp_data"] > 1.0
+    assert (f"the training series itself scores D_stsp {r.measures['D_stsp_data']:.3g} "
+            "against the test series (80 points") in r.message
+    assert "the test series is too short or visits other states" in r.message

@@ -279,11 +279,14 @@ def _report(cfg, model, x_train, x_test, attrs, echo):
     x_gen = ev.pop("generated")
     # Data column: the same measures for the training data against the test set, the
     # persistence forecast for PE(n), and the system's exponent where the data card has it.
+    from ..metrics._spectrum import smoothing_for_length
+
     n = min(len(x_test), len(x_train))
     method = "bins" if x_test.shape[1] < 6 else "gmm"
     data_col = {
         "D_stsp": float(dr.metrics.state_space_divergence(x_test, x_train[:n], method=method)),
-        "D_H": float(dr.metrics.power_spectrum_distance(x_test[:n], x_train[:n])),
+        "D_H": float(dr.metrics.power_spectrum_distance(
+            x_test[:n], x_train[:n], smoothing=smoothing_for_length(n))),
         "PE": float(np.mean((x_test[pe_n:] - x_test[:-pe_n]) ** 2)),
         "max_lyapunov": math.nan,
     }

@@ -12,6 +12,12 @@ from .._errors import DynrnnValueError
 from ._stsp import _check_pair
 
 
+def smoothing_for_length(n: int, smoothing: float = 20.0) -> float:
+    """The kernel width `power_spectrum_distance` uses on an `n`-point series: `smoothing`
+    bins, or for a series too short for it a tenth of its spectrum's bins (at least 1)."""
+    return float(min(smoothing, max(1.0, (n // 2) / 5)))
+
+
 def _kernel_radius(smoothing: float) -> int:
     # 8σ+1 taps, as SciPy's `gaussian_filter1d(truncate=4)` and the reference implementation.
     return int(4.0 * smoothing + 0.5)

@@ -98,7 +98,8 @@ def evaluate(
     - `x_test`: the test series `(time, obs)`, or a test **recording** (`xr.Dataset` with
       `activity` on `("time", "neuron")`, or such an `xr.DataArray`) with a `rate` attr or a
       `time` coordinate in seconds.
-    - `n_bins`, `smoothing`: of `D_stsp` and `D_H`; `prediction_steps`: `n` of `PE(n)` (`None`:
+    - `n_bins`, `smoothing`: of `D_stsp` and `D_H` (for a test series too short for
+      `smoothing` bins, a tenth of its spectrum's bins); `prediction_steps`: `n` of `PE(n)` (`None`:
       no PE); `lyapunov`, `lyapunov_steps`: the largest Lyapunov exponent;
       `max_prediction_points`: start points of PE (and, on a recording, at most as many
     forecast starts, evenly spaced).
@@ -143,6 +144,7 @@ def evaluate(
     model whose observed width does not match the held-in neurons after `projection`.
     """
     from .. import metrics
+    from ..metrics._spectrum import smoothing_for_length
 
     if not isinstance(model, AbstractLatentModel):
         raise DynrnnTypeError(
@@ -189,7 +191,9 @@ def evaluate(
         out["D_stsp"] = float(
             metrics.state_space_divergence(x_test, x_gen, n_bins=n_bins, method=method)
         )
-        out["D_H"] = float(metrics.power_spectrum_distance(x_test, x_gen, smoothing=smoothing))
+        # `smoothing` bins, fewer where the test series is too short for them
+        out["D_H"] = float(metrics.power_spectrum_distance(
+            x_test, x_gen, smoothing=smoothing_for_length(T, smoothing)))
     if prediction_steps is not None:
         n = int(prediction_steps)
         stride = max(1, (T - n) // max_prediction_points)

@@ -85,6 +85,10 @@ VALIDATION_STARTS = 8
 #: never collapsed 6.53 / 0.771).
 MAX_COLLAPSED_RUNS = 1
 
+#: The training series scoring a higher `D_stsp` than this against the test series makes the
+#: test figures unreliable (a short test series, or one in another regime): the message says so.
+DATA_LEVEL_LIMIT = 1.0
+
 #: The most values (points × channels) a validation run's end holds: the ends are as long as
 #: the training series up to this (8 runs × 2 000 000 values in float64: 128 MB).
 VALIDATION_VALUES = 2_000_000
@@ -510,9 +514,10 @@ def _d_h_on_length(true: np.ndarray, gen) -> float:
     """`D_H` of a free run cut to the data's length against the data (spectra are compared
     bin by bin), smoothed by 20 bins or, for a short series, a tenth of its bins (≥ 1)."""
     from .. import metrics
+    from ..metrics._spectrum import smoothing_for_length
 
-    smoothing = float(min(20.0, max(1.0, (len(true) // 2) / 5)))
-    return float(metrics.power_spectrum_distance(true, gen[: len(true)], smoothing=smoothing))
+    return float(metrics.power_spectrum_distance(true, gen[: len(true)],
+                                                 smoothing=smoothing_for_length(len(true))))
 
 
 def _measures(true: np.ndarray, gen, n_bins: int = 30) -> tuple[float, float]:
@@ -581,9 +586,10 @@ def constant_d_h(x: np.ndarray) -> float:
     """`D_H` of a constant series (a model on a fixed point) against `x`: the level a model
     must beat to have learnt anything of the spectrum."""
     from .. import metrics
+    from ..metrics._spectrum import smoothing_for_length
 
-    smoothing = float(min(20.0, max(1.0, (len(x) // 2) / 5)))
-    return float(metrics.power_spectrum_distance(x, np.zeros_like(x), smoothing=smoothing))
+    return float(metrics.power_spectrum_distance(x, np.zeros_like(x),
+                                                 smoothing=smoothing_for_length(len(x))))
 
 
 def _rank(values) -> np.ndarray:
@@ -1279,6 +1285,15 @@ def reconstruct(
                    f"the {len(rows)} settings tried did better.")
     if noisy:
         message += f" The training series was denoised first: {noise_note}."
+    if measures["D_stsp_data"] > DATA_LEVEL_LIMIT:
+        # the yardstick itself is off: a short test series, or one in another regime
+        periods = len(test_eval) / max(analysis.period / s, 1.0)
+        message += (
+            f" Note: the training series itself scores D_stsp {measures['D_stsp_data']:.3g} "
+            f"against the test series ({len(test_eval)} points, about {periods:.0f} "
+            "characteristic periods): the test series is too short or visits other states "
+            "than the training series, so the test figures say little; compare the figures "
+            "by eye or give a longer test series.")
     if b["collapsed_runs"]:
         # kept although some of its validation runs collapsed: say so (MAX_COLLAPSED_RUNS)
         message += (f" Note: from {b['collapsed_runs']} of its {VALIDATION_STARTS} validation "
