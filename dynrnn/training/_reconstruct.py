@@ -1285,12 +1285,15 @@ def reconstruct(
                    f"the {len(rows)} settings tried did better.")
     if noisy:
         message += f" The training series was denoised first: {noise_note}."
-    if measures["D_stsp_data"] > DATA_LEVEL_LIMIT:
+    level = measures["D_stsp_data"]
+    if not level <= DATA_LEVEL_LIMIT:  # NaN: the two series share no bin (a drift)
         # the yardstick itself is off: a short test series, or one in another regime
         periods = len(test_eval) / max(analysis.period / s, 1.0)
         message += (
-            f" Note: the training series itself scores D_stsp {measures['D_stsp_data']:.3g} "
-            f"against the test series ({len(test_eval)} points, about {periods:.0f} "
+            " Note: the training series itself "
+            + (f"scores D_stsp {level:.3g} against" if math.isfinite(level)
+               else "does not overlap") +
+            f" the test series ({len(test_eval)} points, about {periods:.0f} "
             "characteristic periods): the test series is too short or visits other states "
             "than the training series, so the test figures say little; compare the figures "
             "by eye or give a longer test series.")
