@@ -207,6 +207,18 @@ def test_float32_mode():
     np.testing.assert_allclose(ds.state.values, ref.state.values, atol=1e-3)
 
 
+def test_a_failed_long_float32_solve_names_the_clock():
+    """A float32 solve that fails far out in time says that float32 time is the likely cause
+    and how to avoid it (Lorenz-63 at Δt 0.0375 failed beyond t ≈ 15 000 after minutes; here
+    a small `max_steps` makes it fail at once); a short one does not."""
+    with jax.enable_x64(False):
+        with pytest.raises(DynrnnValueError, match=r"t reaches 5000.*resolves only 0.00049.*"
+                           r"jax_enable_x64"):
+            dr.systems.simulate("Lorenz63", n_steps=2, dt=1.0, transient=4999.0, max_steps=64)
+        with pytest.raises(DynrnnValueError, match=r"too small\.$"):
+            dr.systems.simulate("Lorenz63", n_steps=2, dt=1.0, transient=99.0, max_steps=64)
+
+
 @pytest.mark.parametrize(
     "kwargs, exc, match",
     [
