@@ -453,3 +453,25 @@ def test_member_score_on_a_short_high_dimensional_series(getkey):
     model = dr.models.ShallowPLRNN(obs=8, latent=8, hidden=16, key=getkey())
     d_stsp, d_h = score(model, x)
     assert np.isfinite(d_stsp) and 0.0 <= d_h <= 1.0
+
+
+def test_a_channels_by_time_npy_is_read_with_layout_and_named_without(tmp_path):
+    """A `.npy` whose rows are channels: `--layout neuron-major` reads it as time × channels
+    (it was ignored for `.npy` files without a rate), and without it the error says that the
+    file reads as 2 frames of 500 channels and names the flag."""
+    from dynrnn.cli._prepare import prepare
+
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.normal(size=(500, 2)), 0)
+    path = tmp_path / "channels_by_time.npy"
+    np.save(path, x.T)
+    quiet = lambda *a, **k: None  # noqa: E731
+    run = prepare({"data": {"train": str(path), "layout": "neuron-major"}}, seq_len=10,
+                  echo=quiet)
+    both = np.concatenate([run.train, run.test])
+    assert both.shape == (500, 2)
+    for j in range(2):  # the same series up to the standardisation
+        assert np.corrcoef(both[:, j], x[:, j])[0, 1] > 0.999999
+    with pytest.raises(dr.DynrnnError, match=r"reads as 2 frames of 500 channels.*"
+                       r"--layout neuron-major"):
+        prepare({"data": {"train": str(path)}}, seq_len=10, echo=quiet)

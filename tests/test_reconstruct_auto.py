@@ -491,3 +491,15 @@ def test_a_short_series_is_scored_and_said_to_be_short(lorenz, small_run):
     assert (f"the training series itself scores D_stsp {r.measures['D_stsp_data']:.3g} "
             "against the test series (80 points") in r.message
     assert "the test series is too short or visits other states" in r.message
+
+
+def test_a_transposed_or_short_series_is_refused_with_a_hint():
+    """Before any work: a channels × time array is named as such, and a series too short to
+    hold out its own test part says why it needs 250 points."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"2 time steps of 600 channels.*`x\.T`"):
+        dr.reconstruct(rng.normal(size=(2, 600)))
+    with pytest.raises(ValueError, match=r"at least 250 time steps, got 200.*held out"):
+        dr.reconstruct(rng.normal(size=(200, 2)))
+    with pytest.raises(ValueError, match=r"`test` is too short.*40 time steps of 300"):
+        dr.reconstruct(rng.normal(size=(400, 300)), test=rng.normal(size=(40, 300)))

@@ -194,6 +194,8 @@ def read_recording(spec: str, *, name: str, rate=None, layout=None, allow_pickle
         from ._config import load_series
 
         arr, attrs = load_series(spec, name=name, allow_pickle=allow_pickle)
+        if layout == "neuron-major" and arr.shape[1] > 1:  # rows are channels
+            arr = np.ascontiguousarray(arr.T)
         ds = io.from_array(arr, rate=1.0, source=str(path))
         ds.attrs["time_units"] = "steps"
         return ds
@@ -288,6 +290,17 @@ def unscaled(x: np.ndarray) -> bool:
     return bool(np.any(sd > 10) or np.any(sd < 0.1) or np.any(np.abs(mean) > 3 * sd))
 
 
+def _layout_hint(ds, data: dict) -> str:
+    """A hint for a recording read with more channels than frames: it may be transposed."""
+    frames = ds.sizes.get("time", 0)
+    channels = int(np.prod([n for d, n in ds["activity"].sizes.items() if d != "time"]))
+    if channels <= frames:
+        return ""
+    other = "neuron-major" if data.get("layout", "time-major") != "neuron-major" else "time-major"
+    return (f" data.train reads as {frames} frames of {channels} channels: if the file's rows "
+            f"are the other axis, give --layout {other} (layout = \"{other}\" in [data]).")
+
+
 def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
     """The training and test arrays of a run from its `[data]` and `[preprocess]` tables."""
     from .. import io, preprocess
@@ -303,7 +316,10 @@ def prepare(cfg: dict, *, seq_len: int, echo=print) -> RunData:
         test = read_recording(data["test"], name="data.test", **reader)
         test = _steps_before_split(test, opts, explicit, "data.test", echo)
     else:
-        train, test = preprocess.split_time(train, float(opts["split"]))
+        try:
+            train, test = preprocess.split_time(train, float(opts["split"]))
+        except DynrnnValueError as e:
+            raise DynrnnValueError(f"{e}{_layout_hint(train, data)}") from None
     if train.sizes.get("trial", 1) > 1 or "trial" in train["activity"].dims:
         raise DynrnnValueError("trial-structured recordings are not fitted by the command line "
                                "yet; select a trial first (ds.isel(trial=i)).")

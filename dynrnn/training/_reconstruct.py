@@ -1069,6 +1069,24 @@ def _suggestions(verdict, best, plan_: Plan, analysis: SeriesAnalysis, budget) -
     return out
 
 
+def _series(x, name: str, min_len: int):
+    """`check_array` for a `(time, channels)` series of at least `min_len` points; a series too
+    short whose second axis is longer gets a hint that time runs along the first."""
+    try:
+        return check_array(x, name, ndim=(1, 2), min_len=min_len)
+    except DynrnnValueError as e:
+        shape = np.shape(x)
+        hint = ""
+        if len(shape) == 2 and shape[1] > shape[0]:
+            hint = (f" Time runs along the first axis: shape {tuple(shape)} is {shape[0]} "
+                    f"time steps of {shape[1]} channels; pass the transpose (`{name}.T`) if "
+                    "time runs along the second.")
+        elif name == "x" and min_len == 250:
+            hint = (" (without `test`, the last 20 % of `x` is held out as the test series, "
+                    "which needs at least 50 points)")
+        raise DynrnnValueError(f"{e}{hint}") from None
+
+
 def _fmt_seconds(s: float) -> str:
     return f"{s / 60:.0f}min" if s >= 120 else f"{s:.0f}s"
 
@@ -1150,12 +1168,12 @@ def reconstruct(
     t0 = time.perf_counter()
     say = echo or (lambda *a, **k: None)
     seconds = parse_budget(budget)
-    x = np.asarray(check_array(x, "x", ndim=(1, 2), min_len=100), np.float64)
+    x = np.asarray(_series(x, "x", 100 if test is not None else 250), np.float64)
     x = x[:, None] if x.ndim == 1 else x
     if test is None:
         cut = int(0.8 * x.shape[0])
         x, test = x[:cut], x[cut:]
-    test = np.asarray(check_array(test, "test", ndim=(1, 2), min_len=50), np.float64)
+    test = np.asarray(_series(test, "test", 50), np.float64)
     test = test[:, None] if test.ndim == 1 else test
     if test.shape[1] != x.shape[1]:
         raise DynrnnValueError(
