@@ -48,6 +48,35 @@ def test_members_equal_single_fits(series):
                         series, n_steps=10, seq_len=30, key=key)
 
 
+def test_an_interrupted_ensemble_resumes_from_its_checkpoint(series, tmp_path):
+    """Stopped after its second host call (the checkpoint of update 40 written), the ensemble
+    resumes there and ends with the uninterrupted members and histories; a folder of another
+    ensemble (other learning rates) is refused before the first update."""
+    models = [dr.models.ShallowPLRNN(latent=3, hidden=12, obs=3, key=jr.PRNGKey(i))
+              for i in range(2)]
+    kw = dict(n_steps=60, batch_size=8, seq_len=30, key=jr.PRNGKey(7), steps_per_call=20,
+              learning_rates=[1e-3, 5e-3], progress=False)
+    whole = dr.fit_ensemble(models, series, **kw)
+
+    class Interrupt(dr.training.Checkpointing):
+        def after_chunk(self, run):
+            super().after_chunk(run)
+            if run.step == 40:
+                raise KeyboardInterrupt
+
+    folder = tmp_path / "ensemble"
+    with pytest.raises(KeyboardInterrupt):
+        dr.fit_ensemble(models, series, checkpoint_dir=Interrupt(folder), **kw)
+    assert (folder / "last.eqx").exists()
+    resumed = dr.fit_ensemble(models, series, checkpoint_dir=folder, **kw)
+    for a, b in zip(jax.tree_util.tree_leaves(whole.models),
+                    jax.tree_util.tree_leaves(resumed.models)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(whole.history["loss"].values, resumed.history["loss"].values)
+    with pytest.raises(dr.CheckpointError, match="learning_rates"):
+        dr.fit_ensemble(models, series, checkpoint_dir=folder,
+                        **dict(kw, learning_rates=[2e-3, 5e-3]))
+
 SHARDED = textwrap.dedent(
     """
     import os, sys

@@ -269,6 +269,7 @@ def test_cli_writes_the_grid(lorenz, tmp_path, capsys):
 
     pre = tomllib.loads(cfg)["preprocess"]
     assert pre["denoise"] is True and pre["subsample"] == measures["analysis"]["subsample"]
+    assert not (out / "checkpoints").exists()  # removed once the run is complete
     # a second run into the same folder is refused without --overwrite
     assert main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--budget", "5s",
                  "--steps", "30", "--out", str(out), "--no-progress"]) == 1
@@ -503,3 +504,35 @@ def test_a_transposed_or_short_series_is_refused_with_a_hint():
         dr.reconstruct(rng.normal(size=(200, 2)))
     with pytest.raises(ValueError, match=r"`test` is too short.*40 time steps of 300"):
         dr.reconstruct(rng.normal(size=(400, 300)), test=rng.normal(size=(40, 300)))
+
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(lorenz, small_run, tmp_path, monkeypatch):
+    """Interrupted once the first ensemble's checkpoint is written, the same call takes that
+    ensemble from its checkpoint, trains the other, and ends with the grid and the model of an
+    uninterrupted call (`small_run`, trained in two processes); other settings are refused.
+    (`fit_ensemble`'s own test resumes in the middle of an ensemble.)"""
+    from dynrnn.training import _hooks
+
+    x, t = lorenz
+    kw = dict(test=t, dt=0.01, budget="20s", n_steps=40, key=jr.PRNGKey(1), workers=1,
+              checkpoint_dir=tmp_path / "grid")
+    save = _hooks.Checkpointing.after_chunk
+
+    def interrupt(self, run):
+        save(self, run)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_hooks.Checkpointing, "after_chunk", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        dr.reconstruct(x, **kw)
+    monkeypatch.setattr(_hooks.Checkpointing, "after_chunk", save)
+    assert sorted(p.name for p in (tmp_path / "grid").iterdir()) == ["ensemble1"]
+    again = dr.reconstruct(x, **kw)
+    assert ([r["series_D_stsp"] for r in again.grid]
+            == [r["series_D_stsp"] for r in small_run.grid])
+    for a, b in zip(jax.tree_util.tree_leaves(small_run.model),
+                    jax.tree_util.tree_leaves(again.model)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(dr.CheckpointError, match="n_steps"):
+        dr.reconstruct(x, **dict(kw, n_steps=50))

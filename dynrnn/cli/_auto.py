@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import time
 
 import numpy as np
@@ -56,6 +57,12 @@ def run_automatic(args, echo=print) -> int:
     x_train, _, _, x_test, attrs, data = _load_data(cfg, echo)
     run_dir = _folder(cfg, args.out, args.overwrite)
     echo(f"run folder: {run_dir}")
+    # the grid's checkpoints: an interrupted run resumes from them (same data and settings)
+    checkpoints = run_dir / "checkpoints"
+    if args.overwrite:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    elif checkpoints.exists():
+        echo(f"resuming the grid from {checkpoints} (an interrupted run of this folder)")
     dt = attrs.get("dt")
     lyap = attrs.get("lyapunov_spectrum")
     if isinstance(lyap, str):
@@ -68,7 +75,7 @@ def run_automatic(args, echo=print) -> int:
         key=jr.PRNGKey(args.seed if args.seed is not None else 0),
         n_steps=args.steps, latent=args.latent, hidden=args.hidden, lyapunov=lam,
         progress=args.progress, echo=echo, workers=workers,
-        denoise=args.denoise is not False,
+        denoise=args.denoise is not False, checkpoint_dir=checkpoints,
     )
     if result.model is None:
         (run_dir / "verdict.txt").write_text(result.message + "\n")
@@ -110,6 +117,7 @@ def run_automatic(args, echo=print) -> int:
         f"  - {s}\n" for s in result.suggestions))
     _write_outputs(fit_cfg, run_dir, measures, result.test, x_gen, result.dt, history, echo,
                    data.history)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: nothing to resume
     echo("")
     echo(f"grid ({len(result.grid)} settings × {result.plan.n_steps} updates; grid.md):")
     for row in sorted(result.grid, key=lambda r: (not r["kept"], r["series_D_stsp"]))[:5]:

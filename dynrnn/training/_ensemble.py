@@ -26,6 +26,7 @@ from ..forcing import GTF
 from ..models._base import model_dtype
 from ._distributed import Processes
 from ._fit import _key_data
+from ._hooks import Checkpointing
 from ._loop import ProgressBar, Run, step_function, wall_clock
 from ._objective import Reconstruction, fingerprint, objective_from
 from ._update import set_learning_rate, trainer
@@ -83,26 +84,33 @@ def _member_state(step, params, lr, final_lr, alpha, dtype):
     return s
 
 
-def _train_members(run: Run, run_chunk, prepared, keys, steps_per_call: int, progress: bool):
-    """The host loop over chunks of the vmapped update, with a progress bar; returns the
+def _train_members(run: Run, run_chunk, prepared, keys, steps_per_call: int, progress: bool,
+                   checkpoint=None):
+    """The host loop over chunks of the vmapped update, with a progress bar and, given a
+    `Checkpointing`, a checkpoint after every chunk (resuming from one first); returns the
     stacked parameters and states and the per-member `loss`/`alpha` histories."""
-    P, S, n_steps = run.params, run.state, run.n_steps
+    n_steps = run.n_steps
     n = keys.shape[0]
-    bar = ProgressBar(progress)
-    bar.start(run)
-    hist = {k: np.full((n, n_steps), np.nan) for k in ("loss", "alpha")}
+    run.history = {k: np.full((n, n_steps), np.nan) for k in ("loss", "alpha")}
+    hooks = ([] if checkpoint is None else [checkpoint]) + [ProgressBar(progress)]
+    for h in hooks:
+        h.start(run)  # a checkpoint's start may resume: params, state, history and step
+    P, S, hist = run.params, run.state, run.history
     try:
-        for c in range(math.ceil(n_steps / steps_per_call)):
+        for c in range(run.step // steps_per_call, math.ceil(n_steps / steps_per_call)):
             start = c * steps_per_call
             (P, S), outs = run_chunk(P, S, prepared, keys, jnp.asarray(start))
             v, a, _ = run.processes.fetch(outs)
             end = min(start + steps_per_call, n_steps)
             hist["loss"][:, start:end] = np.asarray(v).T[:, : end - start]
             hist["alpha"][:, start:end] = np.asarray(a).T[:, : end - start]
+            run.params, run.state = P, S
             run.step, run.logs = end, {"loss": float(np.nanmean(hist["loss"][:, start:end]))}
-            bar.after_chunk(run)
+            for h in hooks:
+                h.after_chunk(run)
     finally:
-        bar.end(run)
+        for h in hooks:
+            h.end(run)
     return P, S, hist
 
 
@@ -122,6 +130,7 @@ def fit_ensemble(
     steps_per_call: int = 50,
     mesh: jax.sharding.Mesh | None = None,
     progress: bool = True,
+    checkpoint_dir=None,
 ) -> EnsembleResult:
     """Train several models of the same structure at once.
 
@@ -140,6 +149,10 @@ def fit_ensemble(
       makes the same call; each materialises and trains the members of its own devices, shows
       progress only in process 0, and gets all trained members back; an error in any process
       is raised in all).
+    - `checkpoint_dir`: a folder (or a `dr.training.Checkpointing`): write `last.eqx` (every
+      member's parameters and optimiser state, the histories) after every host call, and
+      resume from it when the folder holds one written with the same data, members and
+      settings, as `dr.fit` does; a resumed ensemble ends with the uninterrupted one's members.
 
     **Returns:** an `EnsembleResult`. A member whose loss becomes non-finite stops there (its
     last good parameters are kept; `diverged` says where) while the others go on.
@@ -169,7 +182,8 @@ def fit_ensemble(
 
     # With several processes, an error in any of them stops all, and they must agree on the
     # data, the settings and the members (`_distributed.Processes.agree`).
-    objective, lrs, prepared, params, _ = processes.agree(setup, same=settings)
+    agreed = processes.agree(setup, same=settings)
+    objective, lrs, prepared, params, _ = agreed
     n = len(models)
     optimizer = objective.default_optimizer(n_steps)
     static = eqx.partition(models[0], eqx.is_inexact_array)[1]
@@ -199,9 +213,14 @@ def fit_ensemble(
         return jax.lax.scan(body, (P, S), start + jnp.arange(steps_per_call))
 
     t0 = wall_clock()
-    run = Run(P, static, S, n_steps, {"steps_per_call": steps_per_call},
-              name=f"fit_ensemble ×{n}", processes=processes)
-    P, S, hist = _train_members(run, run_chunk, prepared, keys, steps_per_call, progress)
+    run = Run(P, static, S, n_steps, settings(agreed), name=f"fit_ensemble ×{n}",
+              processes=processes)
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = (checkpoint_dir if isinstance(checkpoint_dir, Checkpointing)
+                      else Checkpointing(checkpoint_dir))
+    P, S, hist = _train_members(run, run_chunk, prepared, keys, steps_per_call, progress,
+                                checkpoint)
     P, S = processes.fetch((P, S))
     stop = np.asarray(S.stop)
     for i, s in enumerate(stop):

@@ -824,6 +824,7 @@ class _Spec:
     k_model: _KeyData
     k_fit: _KeyData
     x64: bool
+    checkpoint_dir: str | None = None
 
 
 def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
@@ -855,7 +856,9 @@ def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
                        learning_rates=[lr for lr, _, _ in ens.members],
                        n_steps=spec.n_steps, batch_size=spec.batch_size,
                        seq_len=spec.seq_len, key=jr.fold_in(spec.k_fit.key(), ei),
-                       steps_per_call=min(500, spec.n_steps), progress=progress)
+                       steps_per_call=min(500, spec.n_steps), progress=progress,
+                       checkpoint_dir=None if spec.checkpoint_dir is None else
+                       pathlib.Path(spec.checkpoint_dir) / f"ensemble{ei + 1}")
     losses = _final_losses(res.history, spec.n_steps)
     rows = []
     series = np.concatenate([spec.fit_part, spec.val])
@@ -1115,6 +1118,7 @@ def reconstruct(
     echo: Callable | None = None,
     workers: int | str = "auto",
     denoise: bool = True,
+    checkpoint_dir=None,
 ) -> ReconstructionResult:
     """Reconstruct the dynamics of a series with settings chosen automatically.
 
@@ -1150,6 +1154,11 @@ def reconstruct(
       of the variance, and no more than the one-step forecast error) with a zero-phase Wiener
       filter (`wiener_denoise`) before training; the test series is never filtered. `False`
       trains on the series as it is.
+    - `checkpoint_dir`: a folder for the grid's checkpoints (`ensembleK/last.eqx`, written by
+      `fit_ensemble` after every host call): a call interrupted and made again with the same
+      series and settings resumes each ensemble where it stopped (another series or settings
+      stop with a `CheckpointError` before training). `dynrnn reconstruct` keeps them in the
+      run folder until the run ends.
 
     **Returns:** a `ReconstructionResult` (`model`, `verdict`, `message`, `measures`, `grid`,
     ...). A constant series or white noise gives `verdict = "no dynamics"` and `model = None`
@@ -1248,7 +1257,8 @@ def reconstruct(
                  n_steps=plan_.n_steps,
                  batch_size=plan_.batch_size, seq_len=plan_.seq_len,
                  k_model=_KeyData.of(k_model), k_fit=_KeyData.of(k_fit),
-                 x64=bool(jax.config.jax_enable_x64))
+                 x64=bool(jax.config.jax_enable_x64),
+                 checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir))
     n_proc = n_workers(workers, len(plan_.ensembles))
     trained = _train_grid(spec, plan_.ensembles, n_proc, progress, say)
     rows, models, histories = [], [], []
