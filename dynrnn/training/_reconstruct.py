@@ -1072,21 +1072,21 @@ def _suggestions(verdict, best, plan_: Plan, analysis: SeriesAnalysis, budget) -
     return out
 
 
-def _series(x, name: str, min_len: int):
-    """`check_array` for a `(time, channels)` series of at least `min_len` points; a series too
-    short whose second axis is longer gets a hint that time runs along the first."""
+def _series(x, name: str, min_len: int, why: str = ""):
+    """`check_array` for a `(time, channels)` series of at least `min_len` points; for one too
+    short, the error adds `why` and, when its second axis is longer, that time runs along the
+    first."""
     try:
         return check_array(x, name, ndim=(1, 2), min_len=min_len)
     except DynrnnValueError as e:
         shape = np.shape(x)
-        hint = ""
+        if len(shape) not in (1, 2) or shape[0] >= min_len:
+            raise  # not a length problem
+        hint = why
         if len(shape) == 2 and shape[1] > shape[0]:
-            hint = (f" Time runs along the first axis: shape {tuple(shape)} is {shape[0]} "
-                    f"time steps of {shape[1]} channels; pass the transpose (`{name}.T`) if "
-                    "time runs along the second.")
-        elif name == "x" and min_len == 250:
-            hint = (" (without `test`, the last 20 % of `x` is held out as the test series, "
-                    "which needs at least 50 points)")
+            hint += (f" Time runs along the first axis: shape {tuple(shape)} is {shape[0]} "
+                     f"time steps of {shape[1]} channels; pass the transpose (`{name}.T`) if "
+                     "time runs along the second.")
         raise DynrnnValueError(f"{e}{hint}") from None
 
 
@@ -1177,7 +1177,9 @@ def reconstruct(
     t0 = time.perf_counter()
     say = echo or (lambda *a, **k: None)
     seconds = parse_budget(budget)
-    x = np.asarray(_series(x, "x", 100 if test is not None else 250), np.float64)
+    x = np.asarray(_series(x, "x", 100 if test is not None else 250, "" if test is not None
+                           else " (without `test`, the last 20 % of `x` is held out as the test "
+                           "series, which needs at least 50 points)"), np.float64)
     x = x[:, None] if x.ndim == 1 else x
     if test is None:
         cut = int(0.8 * x.shape[0])
