@@ -73,6 +73,18 @@ def test_an_interrupted_ensemble_resumes_from_its_checkpoint(series, tmp_path):
                     jax.tree_util.tree_leaves(resumed.models)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(whole.history["loss"].values, resumed.history["loss"].values)
+    # `every`: at most one write per interval (here: only the first host call's), and one
+    # after the last update; a resume then starts from update 20
+    from dynrnn.training._checkpoint import read_header
+
+    sparse = tmp_path / "sparse"
+    with pytest.raises(KeyboardInterrupt):
+        dr.fit_ensemble(models, series, checkpoint_dir=Interrupt(sparse, every=1e6), **kw)
+    assert read_header(sparse / "last.eqx")[0]["metadata"]["step"] == 20
+    again = dr.fit_ensemble(models, series,
+                            checkpoint_dir=dr.training.Checkpointing(sparse, every=1e6), **kw)
+    assert read_header(sparse / "last.eqx")[0]["metadata"]["step"] == 60
+    np.testing.assert_array_equal(whole.history["loss"].values, again.history["loss"].values)
     with pytest.raises(dr.CheckpointError, match="learning_rates"):
         dr.fit_ensemble(models, series, checkpoint_dir=folder,
                         **dict(kw, learning_rates=[2e-3, 5e-3]))

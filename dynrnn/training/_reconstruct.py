@@ -89,6 +89,10 @@ MAX_COLLAPSED_RUNS = 1
 #: test figures unreliable (a short test series, or one in another regime): the message says so.
 DATA_LEVEL_LIMIT = 1.0
 
+#: The grid's checkpoints are written at most this often (seconds; each write is synced to
+#: disk: writing after every host call cost ~9 s of a 3-minute run).
+CHECKPOINT_SECONDS = 30.0
+
 #: The most values (points × channels) a validation run's end holds: the ends are as long as
 #: the training series up to this (8 runs × 2 000 000 values in float64: 128 MB).
 VALIDATION_VALUES = 2_000_000
@@ -839,6 +843,7 @@ def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
     from ..models import build
     from ._compare import _final_losses
     from ._ensemble import fit_ensemble
+    from ._hooks import Checkpointing
 
     table = {"type": "ShallowPLRNN", "latent": ens.latent, "hidden": ens.hidden,
              "clipped": True, "observation": ens.observation}
@@ -857,8 +862,9 @@ def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
                        n_steps=spec.n_steps, batch_size=spec.batch_size,
                        seq_len=spec.seq_len, key=jr.fold_in(spec.k_fit.key(), ei),
                        steps_per_call=min(500, spec.n_steps), progress=progress,
-                       checkpoint_dir=None if spec.checkpoint_dir is None else
-                       pathlib.Path(spec.checkpoint_dir) / f"ensemble{ei + 1}")
+                       checkpoint_dir=None if spec.checkpoint_dir is None else Checkpointing(
+                           pathlib.Path(spec.checkpoint_dir) / f"ensemble{ei + 1}",
+                           every=CHECKPOINT_SECONDS))
     losses = _final_losses(res.history, spec.n_steps)
     rows = []
     series = np.concatenate([spec.fit_part, spec.val])
