@@ -506,7 +506,6 @@ def test_a_transposed_or_short_series_is_refused_with_a_hint():
         dr.reconstruct(rng.normal(size=(400, 300)), test=rng.normal(size=(40, 300)))
 
 
-
 def test_an_interrupted_grid_resumes_where_it_stopped(lorenz, small_run, tmp_path, monkeypatch):
     """Interrupted once the first ensemble's checkpoint is written, the same call takes that
     ensemble from its checkpoint, trains the other, and ends with the grid and the model of an

@@ -171,19 +171,16 @@ def fit_ensemble(
             )
         prepared = objective.prepare(models[0], data)
         params = [eqx.filter(m, eqx.is_inexact_array) for m in models]
-        return objective, lrs, prepared, params, key_data
-
-    def settings(r):
-        objective, lrs, prepared, params, key_data = r
-        return dict(objective=objective.describe(), n_steps=n_steps, batch_size=batch_size,
-                    steps_per_call=steps_per_call, key=key_data, alphas=alphas,
-                    learning_rates=lrs, final_learning_rate_ratio=final_learning_rate_ratio,
-                    data=fingerprint(prepared), parameters=fingerprint(params))
+        # what the processes must agree on, and what a checkpoint must have been written with
+        config = dict(objective=objective.describe(), n_steps=n_steps, batch_size=batch_size,
+                      steps_per_call=steps_per_call, key=key_data, alphas=alphas,
+                      learning_rates=lrs, final_learning_rate_ratio=final_learning_rate_ratio,
+                      data=fingerprint(prepared), parameters=fingerprint(params))
+        return objective, lrs, prepared, params, config
 
     # With several processes, an error in any of them stops all, and they must agree on the
     # data, the settings and the members (`_distributed.Processes.agree`).
-    agreed = processes.agree(setup, same=settings)
-    objective, lrs, prepared, params, _ = agreed
+    objective, lrs, prepared, params, config = processes.agree(setup, same=lambda r: r[-1])
     n = len(models)
     optimizer = objective.default_optimizer(n_steps)
     static = eqx.partition(models[0], eqx.is_inexact_array)[1]
@@ -213,8 +210,7 @@ def fit_ensemble(
         return jax.lax.scan(body, (P, S), start + jnp.arange(steps_per_call))
 
     t0 = wall_clock()
-    run = Run(P, static, S, n_steps, settings(agreed), name=f"fit_ensemble ×{n}",
-              processes=processes)
+    run = Run(P, static, S, n_steps, config, name=f"fit_ensemble ×{n}", processes=processes)
     checkpoint = None
     if checkpoint_dir is not None:
         checkpoint = (checkpoint_dir if isinstance(checkpoint_dir, Checkpointing)

@@ -124,6 +124,7 @@ class Checkpointing(AbstractHook):
                                   best.read_bytes() if best.exists() else b""])
 
     def start(self, run: Run):
+        self._written = -math.inf  # the first host call of every run is written
         blob = run.processes.on_writer(self._read)
         if blob is None:
             return

@@ -1161,10 +1161,10 @@ def reconstruct(
       filter (`wiener_denoise`) before training; the test series is never filtered. `False`
       trains on the series as it is.
     - `checkpoint_dir`: a folder for the grid's checkpoints (`ensembleK/last.eqx`, written by
-      `fit_ensemble` after every host call): a call interrupted and made again with the same
-      series and settings resumes each ensemble where it stopped (another series or settings
-      stop with a `CheckpointError` before training). `dynrnn reconstruct` keeps them in the
-      run folder until the run ends.
+      `fit_ensemble` at most every `CHECKPOINT_SECONDS` and after the last update): a call
+      interrupted and made again with the same series and settings resumes each ensemble
+      where it stopped (another series or settings stop with a `CheckpointError` before
+      training). `dynrnn reconstruct` keeps them in the run folder until the run ends.
 
     **Returns:** a `ReconstructionResult` (`model`, `verdict`, `message`, `measures`, `grid`,
     ...). A constant series or white noise gives `verdict = "no dynamics"` and `model = None`
