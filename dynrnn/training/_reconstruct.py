@@ -1089,10 +1089,10 @@ def _series(x, name: str, min_len: int, why: str = ""):
         if len(shape) not in (1, 2) or shape[0] >= min_len:
             raise  # not a length problem
         hint = why
-        if len(shape) == 2 and shape[1] > shape[0]:
-            hint += (f" Time runs along the first axis: shape {tuple(shape)} is {shape[0]} "
-                     f"time steps of {shape[1]} channels; pass the transpose (`{name}.T`) if "
-                     "time runs along the second.")
+        if len(shape) == 2 and shape[1] > shape[0]:  # the likelier cause: say only this
+            hint = (f" Time runs along the first axis: shape {tuple(shape)} is {shape[0]} "
+                    f"time steps of {shape[1]} channels; pass the transpose (`{name}.T`) if "
+                    "time runs along the second.")
         raise DynrnnValueError(f"{e}{hint}") from None
 
 
@@ -1184,8 +1184,8 @@ def reconstruct(
     say = echo or (lambda *a, **k: None)
     seconds = parse_budget(budget)
     x = np.asarray(_series(x, "x", 100 if test is not None else 250, "" if test is not None
-                           else " (without `test`, the last 20 % of `x` is held out as the test "
-                           "series, which needs at least 50 points)"), np.float64)
+                           else " Without `test`, the last 20 % of `x` is held out as the test "
+                           "series, which needs at least 50 points."), np.float64)
     x = x[:, None] if x.ndim == 1 else x
     if test is None:
         cut = int(0.8 * x.shape[0])
