@@ -11,7 +11,7 @@ own D_stsp against the test series (the level of the data), the model's λ_max
 against the catalogue's, the verdict, the kept setting and the wall time, and how many systems
 reach D_stsp ≤ 0.5 and D_H ≤ 0.15.
 
-    python benchmarks/reconstruct_catalogue.py                        # every system, 3min each
+    python benchmarks/reconstruct_catalogue.py                        # every system, default budget
     python benchmarks/reconstruct_catalogue.py --systems 5 --budget 2min
     python benchmarks/reconstruct_catalogue.py --names Rossler,Thomas --no-extra
 """
@@ -120,7 +120,8 @@ def main():
     p.add_argument("--systems", type=int, default=None,
                    help="the first N catalogue flows (default: all that dr.systems has)")
     p.add_argument("--names", default=None, help="comma-separated catalogue flows instead")
-    p.add_argument("--budget", default="3min", help="budget per system (default 3min)")
+    p.add_argument("--budget", default=None, help="budget per system (default: "
+                   "`dr.reconstruct`'s, 3.5min)")
     p.add_argument("--no-extra", action="store_true", help="skip the ECG and Lorenz-96 pairs")
     p.add_argument("--n-train", type=int, default=50_000, help="training points per flow")
     p.add_argument("--n-test", type=int, default=100_000, help="test points per flow")
@@ -137,7 +138,9 @@ def main():
     import dynrnn as dr
 
     workers = args.workers if args.workers == "auto" else int(args.workers)
-    budget = dr.training.parse_budget(args.budget)
+    from dynrnn.training._reconstruct import DEFAULT_BUDGET
+
+    budget = DEFAULT_BUDGET if args.budget is None else dr.training.parse_budget(args.budget)
     names = (args.names.split(",") if args.names else catalogue_systems(
         pathlib.Path(args.catalogue)))
     if args.systems is not None:

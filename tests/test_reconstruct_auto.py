@@ -255,7 +255,7 @@ def test_cli_writes_the_grid(lorenz, tmp_path, capsys):
                  "measures.json", "verdict.txt", "generated.nc", "attractor.png"):
         assert (out / name).exists(), name
     rows = (out / "grid.csv").read_text().strip().splitlines()
-    assert rows[0].startswith("member,latent,hidden") and len(rows) >= 3
+    assert rows[0].startswith("member,family,latent,hidden") and len(rows) >= 3
     assert sum(r.endswith(",True") for r in rows[1:]) == 1
     measures = json.loads((out / "measures.json").read_text())
     assert measures["verdict"] in ("ok", "poor", "fixed point", "divergent",
@@ -535,3 +535,122 @@ def test_an_interrupted_grid_resumes_where_it_stopped(lorenz, small_run, tmp_pat
         np.testing.assert_array_equal(a, b)
     with pytest.raises(dr.CheckpointError, match="n_steps"):
         dr.reconstruct(x, **dict(kw, n_steps=50))
+
+
+def test_plan_adds_echo_state_networks_when_they_fit_the_budget():
+    import dynrnn.training._reconstruct as R
+
+    a3 = SeriesAnalysis(100_000, 3, [0, 1, 2], 0.01, 75.0, 30.0, 20.0, 1, 40, 2)
+    without = plan(a3, 180.0)
+    p = plan(a3, 180.0, reservoir=(40_000, 125_000))
+    res = [e for e in p.ensembles if isinstance(e, R.ReservoirPlan)]
+    assert len(res) == 1 and len(res[0].members) == len(R.RESERVOIRS)
+    assert res[0].latent == R.RESERVOIR_SIZE and res[0].points == 40_000
+    assert [(r, a) for r, a, _ in res[0].members] == list(R.RESERVOIRS)
+    # a group of its own, after the PLRNNs'
+    assert res[0].group > max(e.group for e in p.trained)
+    # their time comes out of the updates (spread over the reference machine's cores)
+    seconds = res[0].seconds
+    assert seconds == pytest.approx(len(R.RESERVOIRS) * R.RESERVOIR_SIZE**2 * (
+        R.RESERVOIR_FIT_SECONDS * 40_000 + R.RESERVOIR_RUN_SECONDS * 125_000))
+    assert p.n_steps < without.n_steps
+    assert p.planned_seconds <= 180.0 + 1e-9
+    assert p.n_members == without.n_members + len(R.RESERVOIRS)
+    # the read-out is fitted to at most RESERVOIR_POINTS points
+    big = plan(a3, 3600.0, reservoir=(10 * R.RESERVOIR_POINTS, 125_000))
+    assert [e.points for e in big.ensembles if isinstance(e, R.ReservoirPlan)] == [
+        R.RESERVOIR_POINTS]
+    # none for a short budget (more than RESERVOIR_SHARE of it) or a short series
+    assert not any(isinstance(e, R.ReservoirPlan)
+                   for e in plan(a3, 30.0, reservoir=(40_000, 125_000)).ensembles)
+    assert not any(isinstance(e, R.ReservoirPlan) for e in plan(
+        a3, 180.0, reservoir=(R.RESERVOIR_MIN_POINTS - 1, 20_000)).ensembles)
+
+
+@pytest.fixture
+def small_reservoirs(monkeypatch):
+    """Reservoir members at a size a test can afford, on the 1 920-point fixture series."""
+    import dynrnn.training._reconstruct as R
+
+    monkeypatch.setattr(R, "RESERVOIR_SIZE", 60)
+    monkeypatch.setattr(R, "RESERVOIR_MIN_POINTS", 500)
+    monkeypatch.setattr(R, "RESERVOIR_SHARE", 1.0)
+    return R
+
+
+def test_echo_state_networks_are_fitted_and_judged_as_members(lorenz, small_reservoirs):
+    """The grid's echo state networks against an independent fit: the same reservoir (key
+    `fold_in(fold_in(k_model, group), seed)`), its read-out fitted by ridge regression to the
+    training part as recorded (standardised, not denoised), and the validation figures of
+    free runs that start from the state after reading the points before each start."""
+    R = small_reservoirs
+    x, t = lorenz
+    key = jr.PRNGKey(3)
+    r = dr.reconstruct(x, test=t, dt=0.01, budget="5s", n_steps=20, key=key, workers=1)
+    esn_rows = [(row, m) for row, m in zip(r.grid, r.members)
+                if row["family"] == "EchoStateNetwork"]
+    assert [row["spectral_radius"] for row, _ in esn_rows] == [a for a, _ in R.RESERVOIRS]
+    assert all(row["learning_rate"] is None and row["hidden"] is None for row, _ in esn_rows)
+    res = next(e for e in r.plan.ensembles if isinstance(e, R.ReservoirPlan))
+    s = r.subsample
+    raw = (x[::s] - r.mean) / r.scale  # as recorded: the reservoirs see the noise
+    n_val = int(0.2 * len(raw))
+    fit = raw[: len(raw) - n_val]
+    denoised = (wiener_denoise(x, [j for j, v in enumerate(r.analysis.noise) if v > 0])[::s]
+                - r.mean) / r.scale
+    val = denoised[len(raw) - n_val:]
+    k_model = jr.fold_in(jr.split(key)[0], res.group)
+    for (row, model), (radius, leak, seed) in zip(esn_rows, res.members):
+        ref = dr.models.EchoStateNetwork(latent=60, obs=3, spectral_radius=radius, leak=leak,
+                                         key=jr.fold_in(k_model, seed))
+        ref = ref.fit_regression(fit, ridge=R.RESERVOIR_RIDGE)
+        np.testing.assert_allclose(model.observation.B, ref.observation.B, rtol=1e-5,
+                                   atol=1e-6)
+        np.testing.assert_allclose(model.W, ref.W)
+        # validation: from the state after the `window` points before each start
+        series = np.concatenate([denoised[: len(raw) - n_val], val])
+        scores = []
+        for start in (k * n_val // VALIDATION_STARTS for k in range(VALIDATION_STARTS)):
+            i = len(raw) - n_val + start
+            z = ref.state_from(jnp.asarray(series[i - ref.window: i], jnp.float32))
+            zs = jnp.concatenate([z[None], ref.rollout(z, 20_000 - 1)])
+            gen = np.asarray(jax.vmap(ref.observe)(zs), np.float64)
+            if np.all(np.isfinite(gen)) and np.abs(gen).max() < 1e6:
+                scores.append(float(dr.metrics.power_spectrum_distance(val, gen[: n_val])))
+            else:
+                scores.append(1.0)
+        assert row["val_D_H"] == pytest.approx(np.mean(scores), rel=1e-2, abs=1e-3)
+        assert row["final_loss"] != row["final_loss"]  # NaN: no updates
+    table = r.grid_markdown()
+    assert "EchoStateNetwork" in table and "none (ridge read-out)" in table
+
+
+def test_a_kept_echo_state_network_reaches_the_run_folder(lorenz, small_reservoirs, tmp_path,
+                                                           capsys, monkeypatch):
+    """When the ranking keeps a reservoir, the verdict names it, config.toml holds its own
+    model table (no PLRNN keys merged in), and no history or loss figure is written."""
+    R = small_reservoirs
+    # keep the last member (a reservoir) whatever the ranking says
+    monkeypatch.setattr(R, "best_member", lambda d_stsp, d_h, eligible=None: len(d_stsp) - 1)
+    x, t = lorenz
+    np.save(tmp_path / "train.npy", x)
+    np.save(tmp_path / "test.npy", t)
+    out = tmp_path / "run"
+    rc = main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--test",
+               str(tmp_path / "test.npy"), "--budget", "5s", "--steps", "20", "--out",
+               str(out), "--no-progress", "--workers", "1"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "echo state network of 60 units (spectral radius 0.9" in text
+    assert "read-out is fitted to the series as recorded" in text
+    import tomllib
+
+    cfg = tomllib.loads((out / "config.toml").read_text())
+    assert cfg["model"] == {"type": "EchoStateNetwork", "latent": 60, "spectral_radius": 0.9,
+                            "leak": 0.3, "observation": "affine"}
+    assert cfg["preprocess"]["denoise"] is False
+    assert not (out / "history.nc").exists() and not (out / "loss.png").exists()
+    loaded = dr.load(out / "model.eqx")
+    assert isinstance(loaded, dr.models.EchoStateNetwork)
+    measures = json.loads((out / "measures.json").read_text())
+    assert measures["settings"]["family"] == "EchoStateNetwork"

@@ -95,12 +95,16 @@ def run_automatic(args, echo=print) -> int:
     # only the kept run's sub-sampling and denoising: the automatic mode standardised the
     # series itself (its `zscore = false`), `dynrnn fit` does by its own rule
     fit_cfg["preprocess"] = kept["preprocess"]
+    fit_cfg["model"] = kept["model"]  # the kept family's table, not merged with another's
     fit_cfg["name"] = cfg["name"]
     (run_dir / "config.toml").write_text(dumps_toml(fit_cfg))
     dr.save(run_dir / "model.eqx", result.model, config=fit_cfg, train_time=result.wall_time)
-    history = result.history.drop_vars([v for v in ("member",) if v in result.history.coords])
-    history.attrs["preprocessing"] = json.dumps(data.history)
-    history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
+    history = None
+    if result.history is not None:  # a kept echo state network had no updates
+        history = result.history.drop_vars(
+            [v for v in ("member",) if v in result.history.coords])
+        history.attrs["preprocessing"] = json.dumps(data.history)
+        history.to_netcdf(run_dir / "history.nc", engine="h5netcdf")
     s, ch = result.subsample, result.channels
     train_std = (x_train[::s, ch] - result.mean) / result.scale
     model_attrs = dict(attrs, dt=result.dt, standardisation=dict(
@@ -119,11 +123,16 @@ def run_automatic(args, echo=print) -> int:
                    data.history)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the run is complete: nothing to resume
     echo("")
-    echo(f"grid ({len(result.grid)} settings × {result.plan.n_steps} updates; grid.md):")
+    echo(f"grid ({len(result.grid)} settings; PLRNNs × {result.plan.n_steps} updates; "
+         "grid.md):")
     for row in sorted(result.grid, key=lambda r: (not r["kept"], r["series_D_stsp"]))[:5]:
-        echo(f"  {'*' if row['kept'] else ' '} hidden {row['hidden']:<4} "
-             f"{'adaptive' if row['alpha'] is None else 'α=' + format(row['alpha'], 'g'):<9} "
-             f"lr {row['learning_rate']:<6g} seed {row['seed']}  validation runs: D_stsp "
+        if row.get("family") == "EchoStateNetwork":
+            what = (f"ESN {row['latent']} units, radius {row['spectral_radius']:g}, leak "
+                    f"{row['leak']:g}")
+        else:
+            alpha = "adaptive" if row["alpha"] is None else f"α={row['alpha']:g}"
+            what = f"hidden {row['hidden']:<4} {alpha:<9} lr {row['learning_rate']:<6g}"
+        echo(f"  {'*' if row['kept'] else ' '} {what} seed {row['seed']}  validation runs: D_stsp "
              f"{row['series_D_stsp']:.3g} (vs the series), {row['val_D_stsp']:.3g} (vs the "
              f"held-out end), D_H {row['series_D_H']:.3g} (vs the series), "
              f"{row['val_D_H']:.3g} (vs the held-out end)")
@@ -138,7 +147,8 @@ def run_automatic(args, echo=print) -> int:
             echo(f"  - {s}")
     extra = "".join(f", {name}" for name in ("evaluation.md", "evaluation.nc", "projection.nc")
                     if (run_dir / name).exists())
-    echo(f"\nwrote {run_dir} (model.eqx, config.toml, grid.csv, grid.md, history.nc, "
+    echo(f"\nwrote {run_dir} (model.eqx, config.toml, grid.csv, grid.md, "
+         f"{'history.nc, ' if history is not None else ''}"
          f"measures.json, verdict.txt, generated.nc{extra}, figures) in "
          f"{time.perf_counter() - t0:.0f} s")
     return 0

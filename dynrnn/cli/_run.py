@@ -433,8 +433,9 @@ def _write_outputs(cfg, run_dir, measures, x_test, x_gen, dt, history, echo,
         fig.savefig(run_dir / "attractor.png", dpi=110)
         fig = dr.plot.power_spectra(x_test, x_gen, dt=dt, labels=labels)
         fig.savefig(run_dir / "power_spectra.png", dpi=110)
-        fig = dr.plot.training_curves(history)
-        fig.savefig(run_dir / "loss.png", dpi=110)
+        if history is not None:  # None: a model fitted in closed form
+            fig = dr.plot.training_curves(history)
+            fig.savefig(run_dir / "loss.png", dpi=110)
         import matplotlib.pyplot as plt
 
         plt.close("all")

@@ -23,6 +23,10 @@ The steps (each recorded in the result):
    ensembles that balance over the reference machine's two cores, and on CPU the ensembles
    train in as many processes at once as there are cores (`workers`): one XLA process of
    these small models keeps one core busy, so a second process is what uses the second.
+   Beside them, echo state networks (`RESERVOIRS`: 1 000-unit reservoirs, two spectral
+   radii) whose read-outs are fitted by ridge regression to the series as recorded, when the
+   series is long enough and they take at most a quarter of the budget: on four catalogue
+   flows that no PLRNN of the grid learnt (Chua, Dadras, Lorenz-84, SprottE), they did.
 3. **Judge on held-out data**: the last 20 % of the training series is never trained on; every
    member runs freely from `VALIDATION_STARTS` points spread over it for as many steps as
    the test's free run takes (1.25 × its length: a model may wander over the attractor for
@@ -60,8 +64,10 @@ import numpy as np
 from .._errors import DynrnnError, DynrnnValueError, check_array, check_positive
 
 
-#: The default time budget of `dr.reconstruct` and `dynrnn reconstruct --data` (seconds).
-DEFAULT_BUDGET = 180.0
+#: The default time budget of `dr.reconstruct` and `dynrnn reconstruct --data` (seconds):
+#: 3 minutes of PLRNN updates (8 members × ~23 000 for a 3-d series of 50 000 points) and
+#: half a minute of echo state networks on each core.
+DEFAULT_BUDGET = 210.0
 #: Seconds per unit of work (sample × step × `2MH + MN + H`) on one core of the reference
 #: machine (the project's two-core test machine, measured while shared); plans are made with
 #: this constant, so the same budget gives the same grid on every machine.
@@ -84,6 +90,27 @@ VALIDATION_STARTS = 8
 #: pair, session 11: the member kept before reached 3.85 / 0.377 on test, the best member that
 #: never collapsed 6.53 / 0.771).
 MAX_COLLAPSED_RUNS = 1
+
+#: Echo state networks in the grid (`ReservoirPlan`): reservoir size, and the (spectral
+#: radius, leak) of each member, whose read-out is fitted by ridge regression (`RESERVOIR_RIDGE`)
+#: to the series as recorded (not denoised: observation noise on the reservoir's input is the
+#: regulariser that keeps its closed loop stable). Session 17, the failing catalogue flows:
+#: (0.5, 0.3) reached SprottE 0.113 / 0.128, Lorenz-84 0.273 / 0.144, Chua 0.138 / 0.069;
+#: (0.9, 0.3) Dadras 0.099 / 0.084 (test D_stsp / D_H; every PLRNN member failed them).
+RESERVOIR_SIZE = 1000
+RESERVOIRS = ((0.5, 0.3), (0.9, 0.3))
+RESERVOIR_RIDGE = 1e-4
+#: The read-out is fitted to at most this many points (the end of the training part) ...
+RESERVOIR_POINTS = 50_000
+#: ... and to no fewer (a shorter series gets no reservoir members).
+RESERVOIR_MIN_POINTS = 2_000
+#: Seconds per point × unit² of reservoir on one core of the reference machine: driving the
+#: reservoir and fitting the read-out, and the 8 vmapped validation runs (measured, session 17:
+#: 15.4 s for 40 000 points, 19.2 s for 125 000 steps at 1 000 units).
+RESERVOIR_FIT_SECONDS, RESERVOIR_RUN_SECONDS = 4e-10, 1.6e-10
+#: Reservoir members are planned only when they take at most this share of the budget's
+#: core-seconds (a short budget trains PLRNNs only).
+RESERVOIR_SHARE = 0.25
 
 #: The training series scoring a higher `D_stsp` than this against the test series makes the
 #: test figures unreliable (a short test series, or one in another regime): the message says so.
@@ -387,6 +414,29 @@ class EnsemblePlan:
 
 
 @dataclasses.dataclass
+class ReservoirPlan:
+    """The echo state networks of the grid: reservoir size `latent`, members
+    `(spectral_radius, leak, seed)`, read-outs fitted by ridge regression `ridge` to `points`
+    points, each judged by validation runs of `run_steps` steps; `seconds` is their planned
+    time on one core of the reference machine (`RESERVOIR_FIT_SECONDS`,
+    `RESERVOIR_RUN_SECONDS`)."""
+
+    latent: int
+    members: list
+    ridge: float
+    points: int
+    run_steps: int
+    group: int = 0
+    forcing: str = "none (ridge read-out)"
+
+    @property
+    def seconds(self) -> float:
+        per = (RESERVOIR_FIT_SECONDS * self.points
+               + RESERVOIR_RUN_SECONDS * self.run_steps) * self.latent**2
+        return per * len(self.members)
+
+
+@dataclasses.dataclass
 class Plan:
     """The grid `dr.reconstruct` trains: its ensembles, the update count, the batch and window,
     and the planned seconds on the reference machine."""
@@ -400,6 +450,11 @@ class Plan:
     @property
     def n_members(self) -> int:
         return sum(len(e.members) for e in self.ensembles)
+
+    @property
+    def trained(self) -> list:
+        """The ensembles trained by gradient (the PLRNNs; not the reservoirs)."""
+        return [e for e in self.ensembles if isinstance(e, EnsemblePlan)]
 
 
 def _sizes(analysis: SeriesAnalysis, latent, hidden):
@@ -465,14 +520,18 @@ def _layouts(groups, batch_size: int, seq: int, n_obs: int):
 
 def plan(analysis: SeriesAnalysis, budget: float, *, n_steps: int | None = None,
          latent: int | None = None, hidden: int | None = None,
-         batch_size: int = 16) -> Plan:
+         batch_size: int = 16, reservoir: tuple | None = None) -> Plan:
     """The grid that fits `budget` seconds on the reference machine (`SECONDS_PER_UNIT` per
     unit of work on each of its `REFERENCE_CORES` cores, the ensembles spread over them as
     `schedule` assigns them): the richest of a list of grids (two widths, adaptive and
     constant forcing, two learning rates, two seeds ... down to one width, adaptive forcing,
     two learning rates) that still trains every member for at least `MIN_STEPS` updates; the
     update count then fills the budget (at most `MAX_STEPS`). `n_steps`, `latent`, `hidden`
-    fix those choices. The plan does not depend on the machine it is made on.
+    fix those choices. `reservoir = (points, run_steps)` (the training part's length and each
+    validation run's steps) adds the echo state networks of `RESERVOIRS` (a `ReservoirPlan`)
+    when the series has at least `RESERVOIR_MIN_POINTS` points and they take at most
+    `RESERVOIR_SHARE` of the budget's core-seconds; their time is taken from the updates'. The
+    plan does not depend on the machine it is made on.
 
     **Returns:** a `Plan`.
     """
@@ -488,11 +547,19 @@ def plan(analysis: SeriesAnalysis, budget: float, *, n_steps: int | None = None,
     ]
     if hidden is not None:
         candidates = [c for c in candidates if not c["two_widths"]]
+    reservoirs = None
+    if reservoir is not None and reservoir[0] >= RESERVOIR_MIN_POINTS:
+        points, run_steps = int(min(reservoir[0], RESERVOIR_POINTS)), int(reservoir[1])
+        reservoirs = ReservoirPlan(RESERVOIR_SIZE, [(r, a, 0) for r, a in RESERVOIRS],
+                                   RESERVOIR_RIDGE, points, run_steps)
+        if reservoirs.seconds > RESERVOIR_SHARE * budget * REFERENCE_CORES:
+            reservoirs = None
+    shared = 0.0 if reservoirs is None else reservoirs.seconds / REFERENCE_CORES
     for i, c in enumerate(candidates):
         # the layout that affords the most updates (with `n_steps` given: the quickest)
         options = []
         for ensembles, work, count in _layouts(_grids(m, h, obs, **c), batch_size, seq, n_obs):
-            fixed = FIXED_SECONDS + COMPILE_SECONDS * count
+            fixed = FIXED_SECONDS + COMPILE_SECONDS * count + shared
             steps = int((budget - fixed) / (work * SECONDS_PER_UNIT)) if budget > fixed else 0
             cost = fixed + work * SECONDS_PER_UNIT * (n_steps or 0)
             options.append((cost if n_steps is not None else -steps, len(options),
@@ -508,6 +575,9 @@ def plan(analysis: SeriesAnalysis, budget: float, *, n_steps: int | None = None,
             break
     steps = int(steps)
     seconds = fixed + work * SECONDS_PER_UNIT * steps
+    if reservoirs is not None:
+        ensembles = list(ensembles) + [dataclasses.replace(
+            reservoirs, group=1 + max(e.group for e in ensembles))]
     return Plan(ensembles, steps, batch_size, seq, float(seconds))
 
 
@@ -664,7 +734,8 @@ class ReconstructionResult:
     - `test`, `generated`: the test series as the model sees it and the model's free run of
       the same length; `dt`: the model's time step (`dt × subsample`, or `None`).
     - `mean`, `scale`: the standardisation (of the kept channels); `history`: the losses of
-      the kept member's ensemble; `wall_time`: seconds.
+      the kept member's ensemble (`None` for an echo state network: no updates);
+      `wall_time`: seconds.
     - `denoised`: the positions (among the kept channels) of the channels whose white
       observation noise was filtered out of the training series (empty: none).
     """
@@ -704,10 +775,18 @@ class ReconstructionResult:
         """The kept setting as a `dynrnn fit` configuration (without `[data]`); its
         `[preprocess]` table sub-samples and denoises the training series as this run did
         (`dynrnn fit` standardises by its own `zscore` rule and trains the kept member's
-        setting once, without the grid)."""
+        setting once, without the grid; a kept echo state network's read-out by gradient,
+        not by ridge regression)."""
         if self.model is None:
             return {}
         s = self.settings
+        if s.get("family") == "EchoStateNetwork":
+            # `dynrnn fit` trains an ESN's read-out by gradient, not by ridge regression
+            return {"preprocess": {"subsample": int(self.subsample), "denoise": False},
+                    "model": {"type": "EchoStateNetwork", "latent": s["latent"],
+                              "spectral_radius": s["spectral_radius"], "leak": s["leak"],
+                              "observation": "affine"},
+                    "training": {"seed": int(s["seed"])}}
         tf = ({"type": "GTF", "alpha": "adaptive", "method": "product_upper_bound",
                "gamma": 0.99, "update_every": 5} if s["forcing"] == "adaptive"
               else {"type": "GTF", "alpha": float(s["alpha"])})
@@ -723,9 +802,31 @@ class ReconstructionResult:
         }
 
 
-GRID_COLUMNS = ("member", "latent", "hidden", "observation", "forcing", "alpha",
-                "learning_rate", "seed", "series_D_stsp", "series_D_H", "val_D_stsp", "val_D_H",
-                "final_loss", "verdict", "collapsed_runs", "kept")
+GRID_COLUMNS = ("member", "family", "latent", "hidden", "observation", "forcing", "alpha",
+                "learning_rate", "spectral_radius", "leak", "seed", "series_D_stsp",
+                "series_D_H", "val_D_stsp", "val_D_H", "final_loss", "verdict",
+                "collapsed_runs", "kept")
+
+
+def _cell(row: dict, column: str):
+    """A grid row's value in `column` for the tables: α of adaptive forcing is "adaptive",
+    settings a family does not have are `None`."""
+    v = row.get(column)
+    if column == "alpha" and v is None and row.get("forcing") == "adaptive":
+        return "adaptive"
+    return v
+
+
+def describe_member(row: dict) -> str:
+    """A grid row's setting in words (the verdict's "Kept: ...")."""
+    if row.get("family") == "EchoStateNetwork":
+        return (f"echo state network of {row['latent']} units (spectral radius "
+                f"{row['spectral_radius']:g}, leak {row['leak']:g}, ridge read-out), "
+                f"seed {row['seed']}")
+    return (f"hidden {row['hidden']}, latent {row['latent']} ({row['observation']} "
+            "observation), "
+            + ("adaptive GTF" if row["forcing"] == "adaptive" else f"GTF α = {row['alpha']}")
+            + f", learning rate {row['learning_rate']:g}, seed {row['seed']}")
 
 
 def grid_table(rows) -> str:
@@ -735,11 +836,11 @@ def grid_table(rows) -> str:
             return "**yes**" if v else ""
         if isinstance(v, float):
             return "–" if math.isnan(v) else ("∞" if math.isinf(v) else f"{v:.4g}")
-        return "adaptive" if v is None else str(v)
+        return "–" if v is None else str(v)
 
     head = "| " + " | ".join(GRID_COLUMNS) + " |"
     lines = [head, "|" + "---|" * len(GRID_COLUMNS)]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in GRID_COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(_cell(r, c)) for c in GRID_COLUMNS) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -752,8 +853,7 @@ def grid_csv(rows) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(GRID_COLUMNS)
     for r in rows:
-        w.writerow(["adaptive" if (c == "alpha" and r.get(c) is None) else r.get(c)
-                    for c in GRID_COLUMNS])
+        w.writerow([_cell(r, c) for c in GRID_COLUMNS])
     return buf.getvalue()
 
 
@@ -829,15 +929,21 @@ class _Spec:
     k_fit: _KeyData
     x64: bool
     checkpoint_dir: str | None = None
+    #: the training part as recorded (standardised, sub-sampled, not denoised): what the
+    #: reservoirs' read-outs are fitted to (`None`: `fit_part`)
+    raw_fit: np.ndarray | None = None
 
 
 def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
     """Train ensemble `ei` of the grid and judge its members on the validation piece.
     Member keys: initialisation `fold_in(fold_in(k_model, group), seed)`, batches
     `fold_in(fold_in(k_fit, ei), j)` for its j-th member (`fit_ensemble`), whichever process
-    trains it. Returns `(models, rows without the member number, history)`."""
-    import jax.numpy as jnp
+    trains it. Returns `(models, rows without the member number, history)` (a
+    `ReservoirPlan`: `_fit_reservoirs`, history `None`)."""
     import jax.random as jr
+
+    if isinstance(ens, ReservoirPlan):
+        return _fit_reservoirs(spec, ei, ens)
 
     from ..forcing import GTF
     from ..models import build
@@ -867,43 +973,86 @@ def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
                            every=CHECKPOINT_SECONDS))
     losses = _final_losses(res.history, spec.n_steps)
     rows = []
-    series = np.concatenate([spec.fit_part, spec.val])
     for j, ((lr, a, seed), model) in enumerate(zip(ens.members, res.models)):
-        val = jnp.asarray(spec.val)
-        starts = [k * len(spec.val) // VALIDATION_STARTS for k in range(VALIDATION_STARTS)]
-        scores, verdicts, runs = [], [], []
-        every = np.asarray(_run_ends(model, val[jnp.asarray(starts)], spec.n_val_burn,
-                                     spec.n_val_run), np.float64)
-        # the ends of the runs: a model may wander over the attractor for 100 000 steps and
-        # then settle on a small cycle (Lorenz-63, session 11); the test scores a run that long
-        for gen in every:
-            if not np.all(np.isfinite(gen)) or np.abs(gen).max() > 1e6:
-                gen = np.full_like(gen, np.nan)
-            d_stsp, d_h = _measures(spec.val, gen)
-            scores.append((d_stsp, d_h))
-            verdict = diagnose(gen, d_h=d_h, d_h_constant=spec.d_h_constant)
-            if verdict == "ok" and not math.isfinite(d_stsp):
-                # finite and moving, but no point inside the data's box: another attractor
-                verdict = "outside the data's range"
-            verdicts.append(verdict)
-            runs.append(gen)
-        d_stsp, d_h = (float(np.mean(v)) for v in zip(*scores))
-        rows.append(dict(latent=ens.latent, hidden=ens.hidden, observation=ens.observation,
-                         forcing=ens.forcing, alpha=a, learning_rate=lr, seed=seed,
-                         series_D_stsp=_series_d_stsp(series, runs),
-                         series_D_H=_series_d_h(series, runs, spec.series_smoothing),
-                         val_D_stsp=d_stsp, val_D_H=d_h, final_loss=float(losses[j]),
-                         kept=False, collapsed_runs=sum(v != "ok" for v in verdicts),
-                         verdict=next((v for v in verdicts if v != "ok"), "ok")))
+        rows.append(dict(family="ShallowPLRNN", latent=ens.latent, hidden=ens.hidden,
+                         observation=ens.observation, forcing=ens.forcing, alpha=a,
+                         learning_rate=lr, spectral_radius=None, leak=None, seed=seed,
+                         final_loss=float(losses[j]), **_judge(spec, model)))
     return res.models, rows, res.history
+
+
+def _judge(spec: _Spec, model) -> dict:
+    """A member's validation figures: free runs from `VALIDATION_STARTS` points spread over
+    the held-out piece (a latent model from `init_state` of the point, a regression model from
+    `state_from` the `window` points before it), their ends scored against the piece and
+    against the whole series (module docstring, step 3)."""
+    import jax.numpy as jnp
+
+    from ..models._base import AbstractRegressionModel
+
+    series = np.concatenate([spec.fit_part, spec.val])
+    starts = [k * len(spec.val) // VALIDATION_STARTS for k in range(VALIDATION_STARTS)]
+    if isinstance(model, AbstractRegressionModel):
+        at = [len(spec.fit_part) + k for k in starts]
+        first = jnp.asarray(np.stack([series[i - model.window: i] for i in at]))
+    else:
+        first = jnp.asarray(spec.val)[jnp.asarray(starts)]
+    scores, verdicts, runs = [], [], []
+    every = np.asarray(_run_ends(model, first, spec.n_val_burn, spec.n_val_run), np.float64)
+    # the ends of the runs: a model may wander over the attractor for 100 000 steps and
+    # then settle on a small cycle (Lorenz-63, session 11); the test scores a run that long
+    for gen in every:
+        if not np.all(np.isfinite(gen)) or np.abs(gen).max() > 1e6:
+            gen = np.full_like(gen, np.nan)
+        d_stsp, d_h = _measures(spec.val, gen)
+        scores.append((d_stsp, d_h))
+        verdict = diagnose(gen, d_h=d_h, d_h_constant=spec.d_h_constant)
+        if verdict == "ok" and not math.isfinite(d_stsp):
+            # finite and moving, but no point inside the data's box: another attractor
+            verdict = "outside the data's range"
+        verdicts.append(verdict)
+        runs.append(gen)
+    d_stsp, d_h = (float(np.mean(v)) for v in zip(*scores))
+    return dict(series_D_stsp=_series_d_stsp(series, runs),
+                series_D_H=_series_d_h(series, runs, spec.series_smoothing),
+                val_D_stsp=d_stsp, val_D_H=d_h, kept=False,
+                collapsed_runs=sum(v != "ok" for v in verdicts),
+                verdict=next((v for v in verdicts if v != "ok"), "ok"))
+
+
+def _fit_reservoirs(spec: _Spec, ei: int, res: ReservoirPlan):
+    """The echo state networks of the grid: each member's reservoir (key
+    `fold_in(fold_in(k_model, group), seed)`) driven by the end of the training part as
+    recorded (`raw_fit`, at most `res.points` points) and its read-out fitted by ridge
+    regression (`EchoStateNetwork.fit_regression`), then judged as every member is. Returns
+    `(models, rows, None)`: no updates, no history."""
+    import jax.random as jr
+
+    from ..models import EchoStateNetwork
+
+    fit = spec.fit_part if spec.raw_fit is None else spec.raw_fit
+    fit = fit[-res.points:]
+    k_model = jr.fold_in(spec.k_model.key(), res.group)
+    models, rows = [], []
+    for radius, leak, seed in res.members:
+        esn = EchoStateNetwork(latent=res.latent, obs=fit.shape[1], spectral_radius=radius,
+                               leak=leak, key=jr.fold_in(k_model, seed))
+        model = esn.fit_regression(fit, ridge=res.ridge)
+        models.append(model)
+        rows.append(dict(family="EchoStateNetwork", latent=res.latent, hidden=None,
+                         observation="affine", forcing=res.forcing, alpha=None,
+                         learning_rate=None, spectral_radius=radius, leak=leak, seed=seed,
+                         final_loss=math.nan, **_judge(spec, model)))
+    return models, rows, None
 
 
 _RUN_ENDS = []  # the jitted function, made on first use (this module imports no JAX at load)
 
 
 def _run_ends(model, starts, burn: int, n: int):
-    """The ends of free runs from `starts` `(runs, obs)`: `burn` steps from each start's
-    `init_state` whose states are not kept (only the last), then the next `n` states
+    """The ends of free runs from `starts` `(runs, obs)` (a regression model: `(runs,
+    window, obs)`, the observations before each start): `burn` steps from each start's
+    `init_state` (`state_from`) whose states are not kept (only the last), then the next `n` states
     observed, `(runs, n, obs)`; the same states as `_latent_run(model, x0, burn + n)[burn:]`
     without holding the burn-in in memory (8 × 125 000 × 64 channels would be 0.5 GB)."""
     if not _RUN_ENDS:
@@ -911,12 +1060,15 @@ def _run_ends(model, starts, burn: int, n: int):
         import jax
         import jax.numpy as jnp
 
-        from ..models._base import model_dtype
+        from ..models._base import AbstractRegressionModel, model_dtype
 
         @eqx.filter_jit
         def ends(model, starts, burn, n):
             def one(x0):
-                z = model.init_state(x0.astype(model_dtype(model) or x0.dtype))
+                if isinstance(model, AbstractRegressionModel):  # x0: the window before
+                    z = model.state_from(x0.astype(model_dtype(model) or x0.dtype))
+                else:
+                    z = model.init_state(x0.astype(model_dtype(model) or x0.dtype))
                 z = jax.lax.fori_loop(0, burn, lambda _, s: model.step(s).astype(s.dtype), z)
                 zs = jnp.concatenate([z[None], model.rollout(z, n - 1)])
                 return jax.vmap(model.observe)(zs)
@@ -970,7 +1122,9 @@ def _worker(spec: _Spec, jobs: list, folder: str, conn) -> None:
             models, rows, history = _train_ensemble(spec, ei, ens, False)
             for j, model in enumerate(models):
                 save(pathlib.Path(folder) / f"ensemble{ei}_member{j}.eqx", model)
-            history.to_netcdf(pathlib.Path(folder) / f"ensemble{ei}.nc", engine="h5netcdf")
+            if history is not None:  # reservoirs have none
+                history.to_netcdf(pathlib.Path(folder) / f"ensemble{ei}.nc",
+                                  engine="h5netcdf")
             out[ei] = rows
         conn.send(("ok", out))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
@@ -985,14 +1139,26 @@ def _read_back(folder: pathlib.Path, ei: int, ens: EnsemblePlan):
     from ._checkpoint import load
 
     models = [load(folder / f"ensemble{ei}_member{j}.eqx") for j in range(len(ens.members))]
+    if isinstance(ens, ReservoirPlan):
+        return models, None
     with xr.open_dataset(folder / f"ensemble{ei}.nc", engine="h5netcdf") as h:
         history = h.load()
     return models, history
 
 
 def _describe(ei: int, ens: EnsemblePlan, n: int) -> str:
-    return (f"ensemble {ei + 1}/{n}: hidden {ens.hidden}, {ens.forcing} forcing, "
-            f"{len(ens.members)} member{'s' if len(ens.members) > 1 else ''}")
+    many = f"{len(ens.members)} member{'s' if len(ens.members) > 1 else ''}"
+    if isinstance(ens, ReservoirPlan):
+        return f"ensemble {ei + 1}/{n}: echo state networks of {ens.latent} units, {many}"
+    return f"ensemble {ei + 1}/{n}: hidden {ens.hidden}, {ens.forcing} forcing, {many}"
+
+
+def _seconds(ens, spec: _Spec) -> float:
+    """An ensemble's planned seconds on one core of the reference machine."""
+    if isinstance(ens, ReservoirPlan):
+        return ens.seconds
+    return (ens.work(spec.batch_size, spec.seq_len, spec.fit_part.shape[1]) * spec.n_steps
+            * SECONDS_PER_UNIT)
 
 
 def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say) -> dict:
@@ -1003,7 +1169,7 @@ def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say)
     import tempfile
 
     n = len(ensembles)
-    costs = [e.work(spec.batch_size, spec.seq_len, spec.fit_part.shape[1]) for e in ensembles]
+    costs = [_seconds(e, spec) for e in ensembles]
     shares = [sorted(b) for b in schedule(costs, workers) if b]
     if len(shares) > 1:
         say(f"training in {len(shares)} processes at once: this one ensembles "
@@ -1058,14 +1224,15 @@ def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say)
 
 def _suggestions(verdict, best, plan_: Plan, analysis: SeriesAnalysis, budget) -> list:
     out = []
-    widths = sorted({e.hidden for e in plan_.ensembles})
-    if best["hidden"] == widths[-1]:
+    widths = sorted({e.hidden for e in plan_.trained})
+    plrnn = next(e for e in plan_.trained)
+    if best["hidden"] in (widths[-1], None):
         out.append(f"a wider model (hidden = {2 * widths[-1]}; `hidden=` / --hidden)")
-    out.append(f"a larger latent space (latent = {best['latent'] + 2}; `latent=` / --latent)")
+    out.append(f"a larger latent space (latent = {plrnn.latent + 2}; `latent=` / --latent)")
     if plan_.n_steps < MAX_STEPS:
         out.append(f"a longer budget ({_fmt_seconds(4 * budget)}: more updates than the "
                    f"{plan_.n_steps} done, and more settings)")
-    if best["observation"] == "identity" and analysis.n_dims > 3:
+    if plrnn.observation == "identity" and analysis.n_dims > 3:
         out.append("an affine observation model with fewer latent units")
     if verdict in ("fixed point", "no better than a constant", "poor"):
         out.append("stronger forcing (constant α = 0.5) or a longer training window "
@@ -1130,8 +1297,8 @@ def reconstruct(
 
     The series is standardised, sub-sampled when heavily over-sampled, and its end held out;
     a small grid of shallow-PLRNN settings (latent and hidden sizes from the data, adaptive or
-    constant-α GTF, learning rates, seeds) trains as vmapped ensembles within the time budget;
-    every member is scored on the held-out end by free-running `D_stsp` and `D_H`, the best is
+    constant-α GTF, learning rates, seeds) trains as vmapped ensembles within the time budget,
+    beside echo state networks fitted in closed form (`RESERVOIRS`); every member is scored on the held-out end by free-running `D_stsp` and `D_H`, the best is
     kept and judged on the test series, and the verdict says plainly whether it reconstructs
     anything (details in the module docstring of `dynrnn.training._reconstruct`).
 
@@ -1230,10 +1397,22 @@ def reconstruct(
     seq_len = min(analysis.seq_len if seq_len is None else seq_len,
                   max(10, (train.shape[0] - n_val) // 4), max(10, n_val // 3))
     analysis = dataclasses.replace(analysis, seq_len=int(seq_len))
-    plan_ = plan(analysis, seconds, n_steps=n_steps, latent=latent, hidden=hidden)
+    # The validation runs are longer than the validation piece (at least 20 000 points):
+    # D_stsp of short runs is dominated by sampling noise (two 5 000-point pieces of the
+    # Lorenz-63 attractor differ by about 1.0); D_H compares the first len(val) points.
+    # Their ends are as long as the whole training series where memory allows, so that the
+    # ranking's D_H (`series_D_H`) resolves frequencies as finely as the test's.
+    n_series = train.shape[0]
+    n_val_run = max(n_val, 20_000, min(n_series, VALIDATION_VALUES // train.shape[1]))
+    # ... after as many steps as the test's free run takes (1.25 × its length, as
+    # `dr.tasks.Reconstruction` scores): what is scored is where the model ends up.
+    n_generate = min(len(test_s), 100_000)
+    n_val_burn = max(0, int(1.25 * n_generate) - n_val_run)
+    plan_ = plan(analysis, seconds, n_steps=n_steps, latent=latent, hidden=hidden,
+                 reservoir=(n_series - n_val, n_val_burn + n_val_run))
     task = Reconstruction(train=train, test=test_s, dt=dt_model, lyapunov=lyapunov,
                           standardize=False, validation_fraction=validation_fraction,
-                          seq_len=plan_.seq_len, n_generate=min(len(test_s), 100_000))
+                          seq_len=plan_.seq_len, n_generate=n_generate)
     fit_part, val = task.train_series(), task.validation_series()
     say(f"series: {x.shape[0]} points × {x.shape[1]} channels"
         + (f" ({len(ch)} that change)" if len(ch) < x.shape[1] else "")
@@ -1242,19 +1421,13 @@ def reconstruct(
     if noisy:
         say(f"{noise_note}: the training series is denoised first (Wiener filter; "
             "`denoise=False` / --no-denoise keeps it)")
-    say(f"grid: {plan_.n_members} members in {len(plan_.ensembles)} ensembles × "
-        f"{plan_.n_steps} updates (planned {plan_.planned_seconds:.0f} s on the reference "
-        "machine)")
-    # The validation runs are longer than the validation piece (at least 20 000 points):
-    # D_stsp of short runs is dominated by sampling noise (two 5 000-point pieces of the
-    # Lorenz-63 attractor differ by about 1.0); D_H compares the first len(val) points.
-    # Their ends are as long as the whole training series where memory allows, so that the
-    # ranking's D_H (`series_D_H`) resolves frequencies as finely as the test's.
-    n_series = len(fit_part) + len(val)
-    n_val_run = max(len(val), 20_000, min(n_series, VALIDATION_VALUES // train.shape[1]))
-    # ... after as many steps as the test's free run takes (1.25 × its length, as
-    # `dr.tasks.Reconstruction` scores): what is scored is where the model ends up.
-    n_val_burn = max(0, int(1.25 * task.n_generate) - n_val_run)
+    n_reservoirs = sum(len(e.members) for e in plan_.ensembles
+                       if isinstance(e, ReservoirPlan))
+    say(f"grid: {plan_.n_members - n_reservoirs} PLRNNs in {len(plan_.trained)} ensembles × "
+        f"{plan_.n_steps} updates"
+        + (f" and {n_reservoirs} echo state networks ({RESERVOIR_SIZE} units, ridge "
+           "read-outs)" if n_reservoirs else "")
+        + f" (planned {plan_.planned_seconds:.0f} s on the reference machine)")
     d_h_val_constant = constant_d_h(val)
     n_scored = min(n_series, n_val_run)
     k_model, k_fit = jr.split(key)
@@ -1266,7 +1439,8 @@ def reconstruct(
                  batch_size=plan_.batch_size, seq_len=plan_.seq_len,
                  k_model=_KeyData.of(k_model), k_fit=_KeyData.of(k_fit),
                  x64=bool(jax.config.jax_enable_x64),
-                 checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir))
+                 checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
+                 raw_fit=((raw[::s] - mean) / scale)[: len(fit_part)])
     n_proc = n_workers(workers, len(plan_.ensembles))
     trained = _train_grid(spec, plan_.ensembles, n_proc, progress, say)
     rows, models, histories = [], [], []
@@ -1296,9 +1470,7 @@ def reconstruct(
     verdict = diagnose(gen, d_h=measures["D_H"], d_h_constant=d_h_const,
                        d_stsp=measures["D_stsp"], d_stsp_data=measures["D_stsp_data"])
     b = rows[best]
-    setting = (f"hidden {b['hidden']}, latent {b['latent']} ({b['observation']} observation), "
-               + ("adaptive GTF" if b["forcing"] == "adaptive" else f"GTF α = {b['alpha']}")
-               + f", learning rate {b['learning_rate']:g}, seed {b['seed']}")
+    setting = describe_member(b)
     scores = f"test D_stsp {measures['D_stsp']:.3g}, D_H {measures['D_H']:.3g}"
     if verdict == "ok":
         message = f"Reconstructed with {setting}: {scores}."
@@ -1320,7 +1492,9 @@ def reconstruct(
         message = (f"The reconstruction FAILED: {what}. Kept: {setting}; {scores}. None of "
                    f"the {len(rows)} settings tried did better.")
     if noisy:
-        message += f" The training series was denoised first: {noise_note}."
+        message += f" The training series was denoised first: {noise_note}" + (
+            " (an echo state network's read-out is fitted to the series as recorded)."
+            if b["family"] == "EchoStateNetwork" else ".")
     level = measures["D_stsp_data"]
     if not level <= DATA_LEVEL_LIMIT:  # NaN: the two series share no bin (a drift)
         # the yardstick itself is off: a short test series, or one in another regime
@@ -1344,5 +1518,5 @@ def reconstruct(
         suggestions=_suggestions(verdict, b, plan_, analysis, seconds) if verdict != "ok"
         else [], measures=measures, grid=rows, settings=dict(b), analysis=analysis,
         plan=plan_, test=test_eval, generated=gen, dt=dt_model, mean=mean, scale=scale,
-        history=hist.isel(member=j), wall_time=time.perf_counter() - t0, members=models,
-        denoised=list(noisy))
+        history=None if hist is None else hist.isel(member=j),
+        wall_time=time.perf_counter() - t0, members=models, denoised=list(noisy))
