@@ -70,9 +70,13 @@ def main():
               f"{task.lyapunov if task.lyapunov is not None else math.nan:.3g})")
         for row, model in zip(r.grid, r.members):
             sc = scorer.score(model)
-            forcing = "aGTF" if row["forcing"] == "adaptive" else f"α {row['alpha']:g}"
+            if row.get("family") == "EchoStateNetwork":
+                forcing, lr = f"ESN ρ {row['spectral_radius']:g} leak {row['leak']:g}", "–"
+            else:
+                forcing = "aGTF" if row["forcing"] == "adaptive" else f"α {row['alpha']:g}"
+                lr = f"{row['learning_rate']:g}"
             print(f"  {row['member']:2d} | {row['hidden']} | {forcing} | "
-                  f"{row['learning_rate']:g} | {row['seed']} | {row['series_D_stsp']:.3g} / "
+                  f"{lr} | {row['seed']} | {row['series_D_stsp']:.3g} / "
                   f"{row['series_D_H']:.3g} | {row['val_D_stsp']:.3g} / {row['val_D_H']:.3g} | "
                   f"{row['collapsed_runs']} | "
                   f"{sc['D_stsp']:.3g} / {sc['D_H']:.3g} | {sc['lambda_max']:.3g}"

@@ -69,6 +69,9 @@ def kept_setting(r) -> str:
     if r.model is None:
         return "–"
     s = r.settings
+    if s.get("family") == "EchoStateNetwork":
+        return (f"ESN {s['latent']}, ρ {s['spectral_radius']:g}, leak {s['leak']:g}, every "
+                f"{r.subsample}; PLRNNs T {r.plan.seq_len}, {r.plan.n_members}×{r.plan.n_steps}")
     return (f"H {s['hidden']}, M {s['latent']}, "
             + ("aGTF" if s["forcing"] == "adaptive" else f"α {s['alpha']:g}")
             + f", lr {s['learning_rate']:g}, every {r.subsample}, T {r.plan.seq_len}, "
