@@ -654,3 +654,19 @@ def test_a_kept_echo_state_network_reaches_the_run_folder(lorenz, small_reservoi
     assert isinstance(loaded, dr.models.EchoStateNetwork)
     measures = json.loads((out / "measures.json").read_text())
     assert measures["settings"]["family"] == "EchoStateNetwork"
+
+
+def test_a_drifting_series_is_said_to_drift(lorenz, small_run):
+    """A random walk decorrelates over a large part of its length: the message says that it
+    drifts and the first suggestion is to difference or detrend it; the Lorenz-63 run (which
+    decorrelates within a few dozen steps) says nothing of the kind."""
+    from dynrnn.training._reconstruct import DRIFT_FRACTION, drifts
+
+    walk = np.cumsum(np.asarray(jr.normal(jr.PRNGKey(5), (4000, 1))), axis=0)
+    r = dr.reconstruct(walk, budget="5s", n_steps=20, workers=1)
+    assert drifts(r.analysis)
+    assert r.analysis.decorrelation >= DRIFT_FRACTION * r.analysis.n_points
+    assert "it drifts (a trend, a random walk)" in r.message
+    if r.verdict != "ok":
+        assert r.suggestions[0].startswith("removing the trend or differencing")
+    assert not drifts(small_run.analysis) and "drifts" not in small_run.message

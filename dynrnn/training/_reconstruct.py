@@ -116,6 +116,11 @@ RESERVOIR_SHARE = 0.25
 #: test figures unreliable (a short test series, or one in another regime): the message says so.
 DATA_LEVEL_LIMIT = 1.0
 
+#: A series whose autocorrelation stays above 1/e for at least this fraction of its length
+#: (of the first 65 536 points, where `analyse` computes it) drifts, or holds too few cycles
+#: of its slowest motion, for a model of stationary dynamics: the message says so (`drifts`).
+DRIFT_FRACTION = 0.04
+
 #: The grid's checkpoints are written at most this often (seconds; each write is synced to
 #: disk: writing after every host call cost ~9 s of a 3-minute run).
 CHECKPOINT_SECONDS = 30.0
@@ -1222,8 +1227,19 @@ def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say)
 # -- reconstruct ----------------------------------------------------------------------------
 
 
+def drifts(analysis: SeriesAnalysis) -> bool:
+    """Whether the series decorrelates too slowly for stationary dynamics: its
+    autocorrelation stays above 1/e for at least `DRIFT_FRACTION` of its length (a trend, a
+    random walk, or fewer than a few cycles of its slowest motion)."""
+    n = min(analysis.n_points, 2**16)
+    return analysis.decorrelation >= DRIFT_FRACTION * n
+
+
 def _suggestions(verdict, best, plan_: Plan, analysis: SeriesAnalysis, budget) -> list:
     out = []
+    if drifts(analysis):
+        out.append("removing the trend or differencing the series (`np.diff`) first, if it "
+                   "drifts; or a longer recording, if it holds only a few slow cycles")
     widths = sorted({e.hidden for e in plan_.trained})
     plrnn = next(e for e in plan_.trained)
     if best["hidden"] in (widths[-1], None):
@@ -1298,9 +1314,11 @@ def reconstruct(
     The series is standardised, sub-sampled when heavily over-sampled, and its end held out;
     a small grid of shallow-PLRNN settings (latent and hidden sizes from the data, adaptive or
     constant-α GTF, learning rates, seeds) trains as vmapped ensembles within the time budget,
-    beside echo state networks fitted in closed form (`RESERVOIRS`); every member is scored on the held-out end by free-running `D_stsp` and `D_H`, the best is
-    kept and judged on the test series, and the verdict says plainly whether it reconstructs
-    anything (details in the module docstring of `dynrnn.training._reconstruct`).
+    beside echo state networks fitted in closed form (`RESERVOIRS`); every member is scored
+    on the held-out end by free-running `D_stsp` and `D_H`, the best is kept and judged on
+    the test series, and the verdict says plainly whether it reconstructs anything, and when
+    the series drifts (`drifts`) (details in the module docstring of
+    `dynrnn.training._reconstruct`).
 
     **Arguments:**
     - `x`: `(time, dims)` training series (a 1-D array is one channel).
@@ -1507,6 +1525,13 @@ def reconstruct(
             "characteristic periods): the test series is too short or visits other states "
             "than the training series, so the test figures say little; compare the figures "
             "by eye or give a longer test series.")
+    if drifts(analysis):
+        message += (
+            f" Note: the series' autocorrelation stays above 1/e for "
+            f"{analysis.decorrelation:.0f} steps, "
+            f"{100 * analysis.decorrelation / min(analysis.n_points, 2**16):.0f} % of its "
+            "length: it drifts (a trend, a random walk) or holds only a few cycles of its "
+            "slowest motion, which a model of stationary dynamics cannot follow.")
     if b["collapsed_runs"]:
         # kept although some of its validation runs collapsed: say so (MAX_COLLAPSED_RUNS)
         message += (f" Note: from {b['collapsed_runs']} of its {VALIDATION_STARTS} validation "
