@@ -669,4 +669,13 @@ def test_a_drifting_series_is_said_to_drift(lorenz, small_run):
     assert "it drifts (a trend, a random walk)" in r.message
     if r.verdict != "ok":
         assert r.suggestions[0].startswith("removing the trend or differencing")
+    # whatever the verdict of this run: a drifting series' suggestions start with it, a
+    # stationary one's do not mention it
+    from dynrnn.training._reconstruct import _suggestions
+
+    for verdict in ("poor", "fixed point", "divergent"):
+        first = _suggestions(verdict, r.settings, r.plan, r.analysis, 5.0)[0]
+        assert first.startswith("removing the trend or differencing")
+        assert not any("differencing" in t for t in _suggestions(
+            verdict, small_run.settings, small_run.plan, small_run.analysis, 5.0))
     assert not drifts(small_run.analysis) and "drifts" not in small_run.message

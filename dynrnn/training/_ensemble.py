@@ -87,7 +87,8 @@ def _member_state(step, params, lr, final_lr, alpha, dtype):
 def _train_members(run: Run, run_chunk, prepared, keys, steps_per_call: int, progress: bool,
                    checkpoint=None):
     """The host loop over chunks of the vmapped update, with a progress bar and, given a
-    `Checkpointing`, a checkpoint after every chunk (resuming from one first); returns the
+    `Checkpointing`, checkpoints after chunks as its `every` allows (resuming from one
+    first); returns the
     stacked parameters and states and the per-member `loss`/`alpha` histories."""
     n_steps = run.n_steps
     n = keys.shape[0]

@@ -58,6 +58,7 @@ import pathlib
 import re
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
@@ -432,7 +433,8 @@ class ReservoirPlan:
     points: int
     run_steps: int
     group: int = 0
-    forcing: str = "none (ridge read-out)"
+    #: the grid's "forcing" column for reservoirs
+    forcing: ClassVar[str] = "none (ridge read-out)"
 
     @property
     def seconds(self) -> float:
@@ -939,7 +941,8 @@ class _Spec:
     raw_fit: np.ndarray | None = None
 
 
-def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
+def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan | ReservoirPlan,
+                    progress: bool):
     """Train ensemble `ei` of the grid and judge its members on the validation piece.
     Member keys: initialisation `fold_in(fold_in(k_model, group), seed)`, batches
     `fold_in(fold_in(k_fit, ei), j)` for its j-th member (`fit_ensemble`), whichever process
@@ -977,25 +980,25 @@ def _train_ensemble(spec: _Spec, ei: int, ens: EnsemblePlan, progress: bool):
                            pathlib.Path(spec.checkpoint_dir) / f"ensemble{ei + 1}",
                            every=CHECKPOINT_SECONDS))
     losses = _final_losses(res.history, spec.n_steps)
+    series = np.concatenate([spec.fit_part, spec.val])
     rows = []
     for j, ((lr, a, seed), model) in enumerate(zip(ens.members, res.models)):
         rows.append(dict(family="ShallowPLRNN", latent=ens.latent, hidden=ens.hidden,
                          observation=ens.observation, forcing=ens.forcing, alpha=a,
                          learning_rate=lr, spectral_radius=None, leak=None, seed=seed,
-                         final_loss=float(losses[j]), **_judge(spec, model)))
+                         final_loss=float(losses[j]), **_judge(spec, model, series)))
     return res.models, rows, res.history
 
 
-def _judge(spec: _Spec, model) -> dict:
+def _judge(spec: _Spec, model, series: np.ndarray) -> dict:
     """A member's validation figures: free runs from `VALIDATION_STARTS` points spread over
     the held-out piece (a latent model from `init_state` of the point, a regression model from
     `state_from` the `window` points before it), their ends scored against the piece and
-    against the whole series (module docstring, step 3)."""
+    against the whole `series` (`fit_part` then `val`; module docstring, step 3)."""
     import jax.numpy as jnp
 
     from ..models._base import AbstractRegressionModel
 
-    series = np.concatenate([spec.fit_part, spec.val])
     starts = [k * len(spec.val) // VALIDATION_STARTS for k in range(VALIDATION_STARTS)]
     if isinstance(model, AbstractRegressionModel):
         at = [len(spec.fit_part) + k for k in starts]
@@ -1037,6 +1040,7 @@ def _fit_reservoirs(spec: _Spec, ei: int, res: ReservoirPlan):
 
     fit = spec.fit_part if spec.raw_fit is None else spec.raw_fit
     fit = fit[-res.points:]
+    series = np.concatenate([spec.fit_part, spec.val])
     k_model = jr.fold_in(spec.k_model.key(), res.group)
     models, rows = [], []
     for radius, leak, seed in res.members:
@@ -1047,7 +1051,7 @@ def _fit_reservoirs(spec: _Spec, ei: int, res: ReservoirPlan):
         rows.append(dict(family="EchoStateNetwork", latent=res.latent, hidden=None,
                          observation="affine", forcing=res.forcing, alpha=None,
                          learning_rate=None, spectral_radius=radius, leak=leak, seed=seed,
-                         final_loss=math.nan, **_judge(spec, model)))
+                         final_loss=math.nan, **_judge(spec, model, series)))
     return models, rows, None
 
 
@@ -1241,7 +1245,7 @@ def _suggestions(verdict, best, plan_: Plan, analysis: SeriesAnalysis, budget) -
         out.append("removing the trend or differencing the series (`np.diff`) first, if it "
                    "drifts; or a longer recording, if it holds only a few slow cycles")
     widths = sorted({e.hidden for e in plan_.trained})
-    plrnn = next(e for e in plan_.trained)
+    plrnn = plan_.trained[0]
     if best["hidden"] in (widths[-1], None):
         out.append(f"a wider model (hidden = {2 * widths[-1]}; `hidden=` / --hidden)")
     out.append(f"a larger latent space (latent = {plrnn.latent + 2}; `latent=` / --latent)")
@@ -1439,8 +1443,7 @@ def reconstruct(
     if noisy:
         say(f"{noise_note}: the training series is denoised first (Wiener filter; "
             "`denoise=False` / --no-denoise keeps it)")
-    n_reservoirs = sum(len(e.members) for e in plan_.ensembles
-                       if isinstance(e, ReservoirPlan))
+    n_reservoirs = plan_.n_members - sum(len(e.members) for e in plan_.trained)
     say(f"grid: {plan_.n_members - n_reservoirs} PLRNNs in {len(plan_.trained)} ensembles × "
         f"{plan_.n_steps} updates"
         + (f" and {n_reservoirs} echo state networks ({RESERVOIR_SIZE} units, ridge "
