@@ -541,21 +541,26 @@ def test_plan_adds_echo_state_networks_when_they_fit_the_budget():
     import dynrnn.training._reconstruct as R
 
     a3 = SeriesAnalysis(100_000, 3, [0, 1, 2], 0.01, 75.0, 30.0, 20.0, 1, 40, 2)
-    without = plan(a3, 180.0)
-    p = plan(a3, 180.0, reservoir=(40_000, 125_000))
+    without = plan(a3, 240.0)
+    p = plan(a3, 240.0, reservoir=(40_000, 125_000))
     res = [e for e in p.ensembles if isinstance(e, R.ReservoirPlan)]
-    assert len(res) == 1 and len(res[0].members) == len(R.RESERVOIRS)
+    # every radius with every seed: (radius, leak, seed), the seeds' draws one after another
+    assert R.RESERVOIR_SEEDS >= 2
+    assert len(res) == 1 and res[0].members == [
+        (r, a, s) for s in range(R.RESERVOIR_SEEDS) for r, a in R.RESERVOIRS]
     assert res[0].latent == R.RESERVOIR_SIZE and res[0].points == 40_000
-    assert [(r, a) for r, a, _ in res[0].members] == list(R.RESERVOIRS)
     # a group of its own, after the PLRNNs'
     assert res[0].group > max(e.group for e in p.trained)
-    # their time comes out of the updates (spread over the reference machine's cores)
+    # their time comes out of the updates (spread over the reference machine's cores) ...
     seconds = res[0].seconds
-    assert seconds == pytest.approx(len(R.RESERVOIRS) * R.RESERVOIR_SIZE**2 * (
+    n_res = len(R.RESERVOIRS) * R.RESERVOIR_SEEDS
+    assert seconds == pytest.approx(n_res * R.RESERVOIR_SIZE**2 * (
         R.RESERVOIR_FIT_SECONDS * 40_000 + R.RESERVOIR_RUN_SECONDS * 125_000))
     assert p.n_steps < without.n_steps
-    assert p.planned_seconds <= 180.0 + 1e-9
-    assert p.n_members == without.n_members + len(R.RESERVOIRS)
+    assert p.planned_seconds <= 240.0 + 1e-9
+    # ... and not out of the PLRNN grid, which stays as it is
+    assert [e.members for e in p.trained] == [e.members for e in without.ensembles]
+    assert p.n_members == without.n_members + n_res
     # the read-out is fitted to at most RESERVOIR_POINTS points
     big = plan(a3, 3600.0, reservoir=(10 * R.RESERVOIR_POINTS, 125_000))
     assert [e.points for e in big.ensembles if isinstance(e, R.ReservoirPlan)] == [
@@ -565,6 +570,37 @@ def test_plan_adds_echo_state_networks_when_they_fit_the_budget():
                    for e in plan(a3, 30.0, reservoir=(40_000, 125_000)).ensembles)
     assert not any(isinstance(e, R.ReservoirPlan) for e in plan(
         a3, 180.0, reservoir=(R.RESERVOIR_MIN_POINTS - 1, 20_000)).ensembles)
+
+
+def test_plan_takes_only_the_reservoirs_that_leave_the_plrnn_grid_as_it_is():
+    """The ECG pair (5 channels, 80 000 training points) at 240 s: all four reservoirs fit
+    their share of the budget, but with them the PLRNN grid would lose its second seed
+    (session 17: the pair's kept PLRNN went from 3.10 / 0.190 to 4.34 / 0.582); three leave
+    it as it is."""
+    import dynrnn.training._reconstruct as R
+
+    a5 = SeriesAnalysis(100_000, 5, [0, 1, 2, 3, 4], 0.002, 88.0, 30.0, 16.0, 1, 40, 4)
+    without = plan(a5, 240.0)
+    p = plan(a5, 240.0, reservoir=(80_000, 125_000))
+    everything = [(r, a, s) for s in range(R.RESERVOIR_SEEDS) for r, a in R.RESERVOIRS]
+    all_four = R.ReservoirPlan(R.RESERVOIR_SIZE, everything, R.RESERVOIR_RIDGE, 50_000,
+                               125_000)
+    assert all_four.seconds <= R.RESERVOIR_SHARE * 240.0 * R.REFERENCE_CORES
+    (res,) = [e for e in p.ensembles if isinstance(e, R.ReservoirPlan)]
+    assert res.members == everything[: len(everything) - 1]
+    assert [e.members for e in p.trained] == [e.members for e in without.ensembles]
+    assert p.n_steps >= R.MIN_STEPS
+    # with all four, the grid would have been a smaller one (their time taken from the
+    # budget's), with three it is not
+    cut = plan(a5, 240.0 - all_four.seconds / R.REFERENCE_CORES)
+    assert sum(len(e.members) for e in cut.ensembles) < without.n_members
+    kept = plan(a5, 240.0 - res.seconds / R.REFERENCE_CORES)
+    assert [e.members for e in kept.ensembles] == [e.members for e in without.ensembles]
+    assert kept.n_steps == p.n_steps
+    # a budget whose grid has no room at all: no reservoirs, the PLRNN grid of `without`
+    short = plan(a5, 60.0, reservoir=(80_000, 125_000))
+    assert not any(isinstance(e, R.ReservoirPlan) for e in short.ensembles)
+    assert [e.members for e in short.ensembles] == [e.members for e in plan(a5, 60.0).ensembles]
 
 
 @pytest.fixture
@@ -589,7 +625,10 @@ def test_echo_state_networks_are_fitted_and_judged_as_members(lorenz, small_rese
     r = dr.reconstruct(x, test=t, dt=0.01, budget="5s", n_steps=20, key=key, workers=1)
     esn_rows = [(row, m) for row, m in zip(r.grid, r.members)
                 if row["family"] == "EchoStateNetwork"]
-    assert [row["spectral_radius"] for row, _ in esn_rows] == [a for a, _ in R.RESERVOIRS]
+    assert [(row["spectral_radius"], row["leak"], row["seed"]) for row, _ in esn_rows] == [
+        (r, a, s) for s in range(R.RESERVOIR_SEEDS) for r, a in R.RESERVOIRS]
+    # another seed, another reservoir
+    assert not np.allclose(esn_rows[0][1].W, esn_rows[len(R.RESERVOIRS)][1].W)
     assert all(row["learning_rate"] is None and row["hidden"] is None for row, _ in esn_rows)
     res = next(e for e in r.plan.ensembles if isinstance(e, R.ReservoirPlan))
     s = r.subsample

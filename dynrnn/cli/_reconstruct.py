@@ -41,7 +41,7 @@ def register(sub):
     p.add_argument("--config", help="TOML recipe to start from: recipe:NAME (see `dynrnn "
                    "datasets list`) or a path")
     p.add_argument("--budget", help="time budget of the automatic mode: '90s', '10min', '1h' "
-                   "(a number alone is seconds; default 3.5min); it sizes the grid and the "
+                   "(a number alone is seconds; default 4min); it sizes the grid and the "
                    "number of updates, in seconds on two CPU cores")
     p.add_argument("--steps", type=int, help="number of updates")
     p.add_argument("--hidden", type=int, help="hidden width H")
