@@ -329,6 +329,26 @@ def test_workers_do_not_change_the_result(lorenz, small_run):
     assert one.measures == two.measures
 
 
+def test_reservoirs_are_fitted_in_a_spawned_process_when_there_is_one():
+    """With two or more processes, the share this process trains holds no reservoir (their
+    read-outs depend on OpenBLAS' thread count, which spawned processes fix); the shares are
+    the schedule's, only their order changes."""
+    import dynrnn.training._reconstruct as R
+
+    e = R.EnsemblePlan(3, 200, "identity", "adaptive", [(1e-3, None, 0)])
+    res = R.ReservoirPlan(1000, [(0.5, 0.3, 0)], 1e-4, 40_000, 125_000, group=1)
+    ensembles = [e, e, res, e]
+    for bins in ([[2, 0], [1, 3]], [[1], [2], [3, 0]], [[0, 1, 3], [2]]):
+        shares = R._shares(ensembles, bins)
+        assert sorted(map(tuple, shares)) == sorted(tuple(sorted(b)) for b in bins)
+        assert 2 not in shares[0]
+    # one process (or every share with a reservoir): as scheduled
+    assert R._shares(ensembles, [[0, 1, 2, 3]]) == [[0, 1, 2, 3]]
+    assert R._shares([res, res], [[1], [0]]) == [[1], [0]]
+    # empty bins dropped
+    assert R._shares(ensembles, [[2], [], [0, 1, 3]]) == [[0, 1, 3], [2]]
+
+
 def test_an_error_in_a_worker_reaches_the_caller(lorenz):
     """An ensemble that fails in a spawned process raises `WorkerError` here, naming the
     ensemble, the error and the process's traceback."""

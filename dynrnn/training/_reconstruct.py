@@ -1192,6 +1192,21 @@ def _seconds(ens, spec: _Spec) -> float:
             * SECONDS_PER_UNIT)
 
 
+def _shares(ensembles: list, bins: list) -> list:
+    """The processes' shares of the grid (the non-empty `bins`, sorted), the first trained by
+    this process: with more than one share, one without reservoirs. A reservoir's read-out
+    (a float64 ridge regression in OpenBLAS) differs in the last bits with OpenBLAS' thread
+    count, which a closed-loop run turns into another trajectory; spawned processes use one
+    thread (`_worker`), this one the user's setting, so a reservoir fitted here could score
+    otherwise than the same reservoir fitted in a worker."""
+    shares = [sorted(b) for b in bins if b]
+    has_reservoir = [any(isinstance(ensembles[i], ReservoirPlan) for i in b) for b in shares]
+    if len(shares) > 1 and has_reservoir[0]:
+        j = has_reservoir.index(False) if False in has_reservoir else 0
+        shares[0], shares[j] = shares[j], shares[0]
+    return shares
+
+
 def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say) -> dict:
     """Train every ensemble: assigned to `workers` processes by `schedule` on their planned
     work; this process trains the first share, spawned processes the others (started before
@@ -1201,7 +1216,7 @@ def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say)
 
     n = len(ensembles)
     costs = [_seconds(e, spec) for e in ensembles]
-    shares = [sorted(b) for b in schedule(costs, workers) if b]
+    shares = _shares(ensembles, schedule(costs, workers))
     if len(shares) > 1:
         say(f"training in {len(shares)} processes at once: this one ensembles "
             + ", ".join(str(i + 1) for i in shares[0]) + "; "
