@@ -330,9 +330,9 @@ def test_workers_do_not_change_the_result(lorenz, small_run):
 
 
 def test_reservoirs_are_fitted_in_a_spawned_process_when_there_is_one():
-    """With two or more processes, the share this process trains holds no reservoir (their
-    read-outs depend on OpenBLAS' thread count, which spawned processes fix); the shares are
-    the schedule's, only their order changes."""
+    """With two or more processes, the share this process trains holds no reservoir (a
+    read-out fitted here differs in the last bits from one fitted in a spawned process); the
+    shares are the schedule's, only their order changes."""
     import dynrnn.training._reconstruct as R
 
     e = R.EnsemblePlan(3, 200, "identity", "adaptive", [(1e-3, None, 0)])

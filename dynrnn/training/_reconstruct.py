@@ -1195,10 +1195,11 @@ def _seconds(ens, spec: _Spec) -> float:
 def _shares(ensembles: list, bins: list) -> list:
     """The processes' shares of the grid (the non-empty `bins`, sorted), the first trained by
     this process: with more than one share, one without reservoirs. A reservoir's read-out
-    (a float64 ridge regression in OpenBLAS) differs in the last bits with OpenBLAS' thread
-    count, which a closed-loop run turns into another trajectory; spawned processes use one
-    thread (`_worker`), this one the user's setting, so a reservoir fitted here could score
-    otherwise than the same reservoir fitted in a worker."""
+    (a float64 ridge regression in OpenBLAS) differs in the last bits between this process
+    and a spawned one, and with OpenBLAS' thread count, and a closed-loop run turns that into
+    another trajectory (session 18: the same reservoir scored series D_H 0.0546 fitted here,
+    0.0493 in a worker); fitted in a spawned process whenever there is one, a run's result
+    does not depend on how the schedule places it."""
     shares = [sorted(b) for b in bins if b]
     has_reservoir = [any(isinstance(ensembles[i], ReservoirPlan) for i in b) for b in shares]
     if len(shares) > 1 and has_reservoir[0]:
