@@ -593,16 +593,11 @@ def plan(analysis: SeriesAnalysis, budget: float, *, n_steps: int | None = None,
                                 run_steps)
             if res.seconds > RESERVOIR_SHARE * budget * REFERENCE_CORES:
                 continue
-            chosen = choose(res.seconds / REFERENCE_CORES)
-            if chosen[0] == i and (chosen[-1] or n_steps is not None):
-                reservoirs = res
-                _, ensembles, work, fixed, steps, _ = chosen
+            j, ens_k, work_k, fixed_k, steps_k, enough_k = choose(res.seconds / REFERENCE_CORES)
+            if j == i and (enough_k or n_steps is not None):
+                reservoirs, ensembles, work, fixed, steps = res, ens_k, work_k, fixed_k, steps_k
                 break
-    if n_steps is not None:
-        steps = n_steps
-    else:
-        steps = int(np.clip(steps, 200, MAX_STEPS))
-    steps = int(steps)
+    steps = int(n_steps) if n_steps is not None else int(np.clip(steps, 200, MAX_STEPS))
     seconds = fixed + work * SECONDS_PER_UNIT * steps
     if reservoirs is not None:
         ensembles = list(ensembles) + [dataclasses.replace(
@@ -1139,7 +1134,6 @@ def _worker(spec: _Spec, jobs: list, folder: str, conn) -> None:
     `folder`, and sends `("ok", {ei: rows})` or `("error", ei, summary, traceback)`. It ends
     itself when the process that started it is gone (`_exit_with_parent`)."""
     _exit_with_parent(os.getppid())
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import traceback
 
     import jax
@@ -1202,8 +1196,8 @@ def _shares(ensembles: list, bins: list) -> list:
     does not depend on how the schedule places it."""
     shares = [sorted(b) for b in bins if b]
     has_reservoir = [any(isinstance(ensembles[i], ReservoirPlan) for i in b) for b in shares]
-    if len(shares) > 1 and has_reservoir[0]:
-        j = has_reservoir.index(False) if False in has_reservoir else 0
+    if has_reservoir[0] and not all(has_reservoir):
+        j = has_reservoir.index(False)
         shares[0], shares[j] = shares[j], shares[0]
     return shares
 
