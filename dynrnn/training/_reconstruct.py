@@ -80,6 +80,8 @@ REFERENCE_CORES = 2
 #: Fixed costs of a run besides the updates: data analysis, evaluation, one compilation per
 #: ensemble (seconds on the reference machine).
 FIXED_SECONDS, COMPILE_SECONDS = 12.0, 4.0
+#: The PLRNN grid's starting learning rates (`fit_ensemble` decays each to a thousandth); 1e-3 was
+#: never the kept member on the 24 catalogue systems (docs/decisions.md, session 20).
 LEARNING_RATES = (5e-3, 1e-2)
 CONSTANT_ALPHAS = (0.1, 0.3)
 MIN_STEPS, MAX_STEPS = 15_000, 40_000
