@@ -545,10 +545,11 @@ def test_latent_interface(getkey, which):
     z = z0
     for t in range(5):
         z = m.step(z)
-        np.testing.assert_allclose(states[t], z, rtol=1e-12)
+        # atol: a state near 0 (1e-6) differs by rounding (3e-17) between scan and loop
+        np.testing.assert_allclose(states[t], z, rtol=1e-12, atol=1e-14)
     # The autonomous sequence call with the same dt runs the same map.
     seq, seq_states = m(jnp.zeros((5, 0)), timespans=m.dt, state0=z0, return_state=True)
-    np.testing.assert_allclose(seq_states, states, rtol=1e-12)
+    np.testing.assert_allclose(seq_states, states, rtol=1e-12, atol=1e-14)
     jac = m.jacobian(z0)
     eps = 1e-6
     e = jnp.zeros_like(z0).at[1].set(eps)
