@@ -342,45 +342,11 @@ def test_reservoirs_are_fitted_in_a_spawned_process_when_there_is_one():
         shares = R._shares(ensembles, bins)
         assert sorted(map(tuple, shares)) == sorted(tuple(sorted(b)) for b in bins)
         assert 2 not in shares[0]
-    # one process: as scheduled; every share with a reservoir: all in spawned processes
+    # one process (or every share with a reservoir): as scheduled
     assert R._shares(ensembles, [[0, 1, 2, 3]]) == [[0, 1, 2, 3]]
-    assert R._shares([res, res], [[1], [0]]) == [[], [1], [0]]
-    assert R._shares([e, res, res], [[0, 1], [2]]) == [[], [0, 1], [2]]
+    assert R._shares([res, res], [[1], [0]]) == [[1], [0]]
     # empty bins dropped
     assert R._shares(ensembles, [[2], [], [0, 1, 3]]) == [[0, 1, 3], [2]]
-
-
-def test_reservoirs_are_spread_over_spawned_processes_one_by_one(lorenz):
-    """With two processes and reservoirs in every share, each echo state network is a job of
-    its own and every share trains in a spawned process (none here): the members come back
-    in the plan's order, each with the reservoir of its key `fold_in(fold_in(k_model, group),
-    seed)` and the read-out a ridge regression fitted here finds (to the last bits, which
-    differ between processes)."""
-    from dynrnn.models import EchoStateNetwork
-    from dynrnn.training._reconstruct import ReservoirPlan, _KeyData, _Spec, _train_grid
-
-    x, _ = lorenz
-    x = (x - x.mean(0)) / x.std(0)
-    k_model = jr.PRNGKey(5)
-    spec = _Spec(fit_part=x[:1500], val=x[1500:1700], n_val_run=200, n_val_burn=0,
-                 d_h_constant=1.0, series_smoothing=10.0, n_steps=5,
-                 batch_size=4, seq_len=20, k_model=_KeyData.of(k_model),
-                 k_fit=_KeyData.of(jr.PRNGKey(1)), x64=bool(jax.config.jax_enable_x64))
-    members = [(0.5, 0.3, 0), (0.9, 0.3, 0), (0.5, 0.3, 1)]
-    res = ReservoirPlan(40, members, 1e-4, 1000, 400, group=3)
-    said = []
-    out = _train_grid(spec, [res], 2, False, said.append)
-    assert "this one" not in said[0] and said[0].startswith("training in 2 processes")
-    models, rows, history = out[0]
-    assert history is None
-    assert [(r["spectral_radius"], r["leak"], r["seed"]) for r in rows] == members
-    for (radius, leak, seed), model in zip(members, models):
-        esn = EchoStateNetwork(latent=40, obs=3, spectral_radius=radius, leak=leak,
-                               key=jr.fold_in(jr.fold_in(k_model, 3), seed))
-        np.testing.assert_array_equal(np.asarray(model.W), np.asarray(esn.W))
-        here = esn.fit_regression(x[:1500][-1000:], ridge=1e-4)
-        np.testing.assert_allclose(np.asarray(model.observation.B),
-                                   np.asarray(here.observation.B), rtol=1e-3, atol=1e-5)
 
 
 def test_an_error_in_a_worker_reaches_the_caller(lorenz):

@@ -1133,11 +1133,10 @@ def _exit_with_parent(parent: int, every: float = 1.0) -> None:
 
 
 def _worker(spec: _Spec, jobs: list, folder: str, conn) -> None:
-    """Entry point of a spawned process: trains the jobs `(ei, first, ensemble)` (`_jobs`)
-    one after the other, writes each member with `dr.save` (numbered from `first`) and each
-    history as NetCDF into `folder`, and sends `("ok", {(ei, first): rows})` or
-    `("error", ei, summary, traceback)`. It ends itself when the process that started it is
-    gone (`_exit_with_parent`)."""
+    """Entry point of a spawned process: trains the ensembles `jobs` (`(ei, EnsemblePlan)`)
+    one after the other, writes each member with `dr.save` and each history as NetCDF into
+    `folder`, and sends `("ok", {ei: rows})` or `("error", ei, summary, traceback)`. It ends
+    itself when the process that started it is gone (`_exit_with_parent`)."""
     _exit_with_parent(os.getppid())
     import traceback
 
@@ -1148,14 +1147,14 @@ def _worker(spec: _Spec, jobs: list, folder: str, conn) -> None:
 
     out, ei = {}, None
     try:
-        for ei, first, ens in jobs:
+        for ei, ens in jobs:
             models, rows, history = _train_ensemble(spec, ei, ens, False)
             for j, model in enumerate(models):
-                save(pathlib.Path(folder) / f"ensemble{ei}_member{first + j}.eqx", model)
+                save(pathlib.Path(folder) / f"ensemble{ei}_member{j}.eqx", model)
             if history is not None:  # reservoirs have none
                 history.to_netcdf(pathlib.Path(folder) / f"ensemble{ei}.nc",
                                   engine="h5netcdf")
-            out[(ei, first)] = rows
+            out[ei] = rows
         conn.send(("ok", out))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the caller
         conn.send(("error", ei, f"{type(e).__name__}: {e}", traceback.format_exc()))
@@ -1163,13 +1162,12 @@ def _worker(spec: _Spec, jobs: list, folder: str, conn) -> None:
         conn.close()
 
 
-def _read_back(folder: pathlib.Path, ei: int, first: int, ens: EnsemblePlan):
+def _read_back(folder: pathlib.Path, ei: int, ens: EnsemblePlan):
     import xarray as xr
 
     from ._checkpoint import load
 
-    models = [load(folder / f"ensemble{ei}_member{first + j}.eqx")
-              for j in range(len(ens.members))]
+    models = [load(folder / f"ensemble{ei}_member{j}.eqx") for j in range(len(ens.members))]
     if isinstance(ens, ReservoirPlan):
         return models, None
     with xr.open_dataset(folder / f"ensemble{ei}.nc", engine="h5netcdf") as h:
@@ -1194,62 +1192,35 @@ def _seconds(ens, spec: _Spec) -> float:
 
 def _shares(ensembles: list, bins: list) -> list:
     """The processes' shares of the grid (the non-empty `bins`, sorted), the first trained by
-    this process: with more than one share, one without reservoirs, or none (an empty first
-    share) when every share holds one. A reservoir's read-out (a float64 ridge regression in
-    OpenBLAS) differs in the last bits between this process and a spawned one, and with
-    OpenBLAS' thread count, and a closed-loop run turns that into another trajectory
-    (session 18: the same reservoir scored series D_H 0.0546 fitted here, 0.0493 in a
-    worker); fitted in a spawned process whenever there is one, a run's result does not
-    depend on how the schedule places it."""
+    this process: with more than one share, one without reservoirs. A reservoir's read-out
+    (a float64 ridge regression in OpenBLAS) differs in the last bits between this process
+    and a spawned one, and with OpenBLAS' thread count, and a closed-loop run turns that into
+    another trajectory (session 18: the same reservoir scored series D_H 0.0546 fitted here,
+    0.0493 in a worker); fitted in a spawned process whenever there is one, a run's result
+    does not depend on how the schedule places it."""
     shares = [sorted(b) for b in bins if b]
     has_reservoir = [any(isinstance(ensembles[i], ReservoirPlan) for i in b) for b in shares]
-    if len(shares) > 1 and all(has_reservoir):
-        return [[]] + shares
     if has_reservoir[0] and not all(has_reservoir):
         j = has_reservoir.index(False)
         shares[0], shares[j] = shares[j], shares[0]
     return shares
 
 
-def _jobs(ensembles: list) -> list:
-    """The grid as the processes' jobs `(ei, first, ensemble)`: every PLRNN ensemble whole
-    (its members train in one vmapped program), every echo state network a job of its own
-    (`first`: its place among its `ReservoirPlan`'s members; same group, so the same
-    reservoir), so that the schedule can spread the reservoirs over the processes (session
-    21: six reservoirs in one job, about half the budget's core-seconds on one core, ran the
-    catalogue's flows up to 14 % over their 240 s)."""
-    out = []
-    for ei, e in enumerate(ensembles):
-        if isinstance(e, ReservoirPlan):
-            out += [(ei, j, dataclasses.replace(e, members=[m]))
-                    for j, m in enumerate(e.members)]
-        else:
-            out.append((ei, 0, e))
-    return out
-
-
 def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say) -> dict:
-    """Train every ensemble: its jobs (`_jobs`: PLRNN ensembles whole, reservoirs one by one)
-    assigned to `workers` processes by `schedule` on their planned work; this process trains
-    the first share, spawned processes the others (started before this process begins its
-    own). Returns `{ei: (models, rows, history)}`."""
+    """Train every ensemble: assigned to `workers` processes by `schedule` on their planned
+    work; this process trains the first share, spawned processes the others (started before
+    this process begins its own). Returns `{ei: (models, rows, history)}`."""
     import multiprocessing
     import tempfile
 
     n = len(ensembles)
-    jobs = _jobs(ensembles)
-    kinds = [e for _, _, e in jobs]
-    costs = [_seconds(e, spec) for e in kinds]
-    shares = _shares(kinds, schedule(costs, workers))
-
-    def names(b):
-        return ", ".join(dict.fromkeys(str(jobs[i][0] + 1) for i in b))
-
+    costs = [_seconds(e, spec) for e in ensembles]
+    shares = _shares(ensembles, schedule(costs, workers))
     if len(shares) > 1:
-        say(f"training in {sum(bool(b) for b in shares)} processes at once: "
-            + (f"this one ensembles {names(shares[0])}; " if shares[0] else "")
-            + "; ".join("another " + names(b) for b in shares[1:]))
-    parts = {}
+        say(f"training in {len(shares)} processes at once: this one ensembles "
+            + ", ".join(str(i + 1) for i in shares[0]) + "; "
+            + "; ".join("another " + ", ".join(str(i + 1) for i in b) for b in shares[1:]))
+    out = {}
     with tempfile.TemporaryDirectory(prefix="dynrnn-reconstruct-") as tmp:
         ctx = multiprocessing.get_context("spawn")
         procs = []
@@ -1257,46 +1228,39 @@ def _train_grid(spec: _Spec, ensembles: list, workers: int, progress: bool, say)
             for b in shares[1:]:
                 recv, send = ctx.Pipe(duplex=False)
                 p = ctx.Process(target=_worker, daemon=True,
-                                args=(spec, [jobs[i] for i in b], tmp, send))
+                                args=(spec, [(i, ensembles[i]) for i in b], tmp, send))
                 p.start()
                 send.close()
                 procs.append((p, recv, b))
-            for i in shares[0]:
-                ei, first, ens = jobs[i]
-                say(f"  {_describe(ei, ens, n)}")
-                parts[(ei, first)] = _train_ensemble(spec, ei, ens, progress)
+            for ei in shares[0]:
+                say(f"  {_describe(ei, ensembles[ei], n)}")
+                out[ei] = _train_ensemble(spec, ei, ensembles[ei], progress)
             for p, recv, b in procs:
+                names = ", ".join(str(i + 1) for i in b)
                 try:
                     message = recv.recv()
                 except EOFError:
                     p.join()
                     raise WorkerError(
-                        f"the process training ensembles {names(b)} of the grid ended "
-                        f"without a result (exit code {p.exitcode}; killed, or out of "
-                        "memory?)") from None
+                        f"the process training ensembles {names} of the grid ended without a "
+                        f"result (exit code {p.exitcode}; killed, or out of memory?)") from None
                 if message[0] == "error":
                     _, ei, summary, trace = message
                     where = ("" if ei is None else
                              f" ({_describe(ei, ensembles[ei], n)})")
                     raise WorkerError(
-                        f"the process training ensembles {names(b)} of the grid failed"
-                        f"{where}: {summary}\n\nTraceback in that process:\n{trace}")
-                for (ei, first), rows in message[1].items():
-                    ens = next(e for j, f, e in jobs if (j, f) == (ei, first))
-                    models, history = _read_back(pathlib.Path(tmp), ei, first, ens)
-                    parts[(ei, first)] = (models, rows, history)
-                    say(f"  {_describe(ei, ens, n)}: trained in another process")
+                        f"the process training ensembles {names} of the grid failed{where}: "
+                        f"{summary}\n\nTraceback in that process:\n{trace}")
+                for ei, rows in message[1].items():
+                    models, history = _read_back(pathlib.Path(tmp), ei, ensembles[ei])
+                    out[ei] = (models, rows, history)
+                    say(f"  {_describe(ei, ensembles[ei], n)}: trained in another process")
         finally:
             for p, recv, _ in procs:
                 if p.is_alive():
                     p.terminate()
                 p.join()
                 recv.close()
-    out = {}
-    for ei in range(n):
-        mine = sorted((first, part) for (j, first), part in parts.items() if j == ei)
-        out[ei] = ([m for _, (models, _, _) in mine for m in models],
-                   [r for _, (_, rows, _) in mine for r in rows], mine[0][1][2])
     return out
 
 
