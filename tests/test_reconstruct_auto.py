@@ -1,6 +1,7 @@
 """`dr.reconstruct` and `dynrnn reconstruct --data`: settings chosen automatically (issue 22)."""
 
 import json
+import math
 
 import equinox as eqx
 import jax
@@ -94,17 +95,15 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
         d_stsp.append(ds)
         d_h.append(dh)
         series_ds.append(ps)
-    # ranked by the series D_stsp and the series D_H among the members whose validation
+    # the lowest series D_stsp × series D_H among the members whose validation
     # runs collapsed from at most MAX_COLLAPSED_RUNS starts (all, if none)
     pool = ([i for i, row in enumerate(r.grid) if row["collapsed_runs"] <= MAX_COLLAPSED_RUNS]
             or list(range(len(r.grid))))
     for row in r.grid:
         assert 0 <= row["collapsed_runs"] <= VALIDATION_STARTS
         assert (row["collapsed_runs"] == 0) == (row["verdict"] == "ok")
-    ds_pool, dh_pool = [series_ds[i] for i in pool], [series_dh[i] for i in pool]
-    ranks = np.argsort(np.argsort(ds_pool, kind="stable"), kind="stable") + np.argsort(
-        np.argsort(dh_pool, kind="stable"), kind="stable")
-    expected = pool[min(range(len(pool)), key=lambda i: (ranks[i], ds_pool[i], i))]
+    products = [series_ds[i] * series_dh[i] for i in pool]
+    expected = pool[min(range(len(pool)), key=lambda i: (products[i], series_ds[pool[i]], i))]
     kept = [i for i, row in enumerate(r.grid) if row["kept"]]
     assert kept == [expected]
     assert r.model is r.members[expected]
@@ -120,22 +119,46 @@ def test_keeps_the_member_best_on_validation(small_run, lorenz):
 
 
 def test_best_member_rule():
-    assert best_member([0.3, 0.2, 0.1], [0.1, 0.2, 0.3]) == 2  # ranks tie: lower D_stsp
+    assert best_member([0.3, 0.2, 0.1], [0.1, 0.2, 0.3]) == 2  # products tie: lower D_stsp
     assert best_member([0.2, 0.3, 5.0], [0.05, 0.04, 0.5]) == 0
+    assert best_member([0.4, 0.1], [0.1, 0.4]) == 1  # 0.04 each: lower D_stsp
     assert best_member([np.inf, 1.0], [1.0, 0.9]) == 1
     assert best_member([np.nan, np.nan], [1.0, 1.0]) == 0
-    # Dadras's 16-member grid (catalogue run, session 10): the rank sum alone keeps member
-    # 15, whose validation run settled on a fixed point; among the five whose runs did not
-    # collapse, members 3 and 8 tie on ranks and the lower D_stsp (3) is kept
+    assert best_member([0.0, 0.5], [np.inf, 0.1]) == 1  # 0 × inf is not 0
+    # Hindmarsh-Rose's two best reservoirs (catalogue, session 21): the rank sum tied and
+    # kept the lower D_stsp (0.4593 / 0.2086, test D_H 0.231); the product keeps the one
+    # whose D_H is 20 % lower for a D_stsp 0.4 % higher (test 0.153 / 0.144)
+    assert best_member([0.4593, 0.4612, 0.5044], [0.2086, 0.1669, 0.3097]) == 1
+    # Dadras's 16-member grid (catalogue run, session 10): member 3 (1.54 / 0.198) has the
+    # lowest product; with eligibility, only members whose runs did not collapse count
     ds = [11.07, 11.47, 5.835, 1.54, 9.597, 6.828, 12.06, 10.66, 2.668, 11.28, 5.952, 4.726,
           12.2, 8.375, 11.98, 4.265]
     dh = [0.5346, 0.259, 0.2016, 0.1977, 0.4357, 0.2581, 0.6749, 0.5702, 0.1898, 0.5958,
           0.1477, 0.3261, 0.6264, 0.2643, 0.3685, 0.1373]
-    ok = [i in (3, 4, 5, 8, 14) for i in range(16)]
-    assert best_member(ds, dh) == 15
-    assert best_member(ds, dh, ok) == 3
-    assert best_member(ds, dh, [False] * 16) == 15  # none eligible: all are ranked
+    ok = [i in (4, 5, 8, 14) for i in range(16)]
+    assert best_member(ds, dh) == 3
+    assert best_member(ds, dh, ok) == 8
+    assert best_member(ds, dh, [False] * 16) == 3  # none eligible: all are considered
     assert best_member(ds, dh, [i == 14 for i in range(16)]) == 14
+
+
+def test_best_member_ignores_other_members():
+    """Which of two members is kept does not depend on the others' scores (the rank sum's
+    did: Genesio-Tesi, session 20), and the choice follows the geometric mean, a float64
+    loop over the members written here."""
+    rng = np.random.default_rng()
+    for _ in range(200):
+        n = int(rng.integers(2, 16))
+        ds, dh = rng.lognormal(-1.0, 1.0, n), rng.uniform(0.03, 0.9, n)
+        ds[rng.random(n) < 0.1] = np.inf
+        best = best_member(ds, dh)
+        means = [math.sqrt(a * b) if math.isfinite(a) else math.inf for a, b in zip(ds, dh)]
+        assert means[best] == min(means)
+        for _ in range(5):
+            keep = rng.random(n) < 0.5
+            keep[best] = True
+            sub = np.flatnonzero(keep)
+            assert sub[best_member(ds[sub], dh[sub])] == best
 
 
 def test_diagnose_fixed_point_divergence_and_constant():

@@ -3,7 +3,7 @@
 `[training] members = N` trains N models of the same configuration from N initialisations
 (member 0 is exactly the single run of `members = 1`: the seed's own keys; member i > 0 uses
 `fold_in(PRNGKey(seed), i)`), and keeps the member whose free run best matches the training
-series (`_reconstruct.best_member`: lowest sum of the ranks by D_stsp and by D_H, the rule of the
+series (`_reconstruct.best_member`: lowest product D_stsp × D_H, the rule of the
 automatic mode). The test series is never looked at.
 
 On CPU the members run in `[training] workers` processes at once (`"auto"`: as many as there are

@@ -215,12 +215,16 @@ class Reconstruction(AbstractTask):
               measures=MEASURES) -> dict[str, float]:
         """The `measures` (default `D_stsp`, `D_H`, `PE20`, `lambda_max`) of `model` on the
         test series (`data` is not needed: the task holds its series)."""
+        test = self.test_series()
+        test = test[: min(self.n_generate, test.shape[0])]
+        return self._score_run(model, test, self.free_run(model, test), measures)
+
+    def _score_run(self, model, test, gen, measures=MEASURES) -> dict[str, float]:
+        """`score` of `model` given its free run `gen = free_run(model, test)` (`test`: the
+        test series' first `n_generate` points), which is not made again."""
         from .. import metrics
         from ..metrics._spectrum import smoothing_for_length
 
-        test = self.test_series()
-        test = test[: min(self.n_generate, test.shape[0])]
-        gen = self.free_run(model, test)
         out = {"D_stsp": _d_stsp(test, gen, self.n_bins)}
         finite = bool(jnp.all(jnp.isfinite(gen)))
         if "D_H" in measures:

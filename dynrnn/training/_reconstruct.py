@@ -43,8 +43,8 @@ The steps (each recorded in the result):
    benchmark, and lines slightly off pass it). A member whose runs from more than
    `MAX_COLLAPSED_RUNS` (one) of the starts settle on a fixed point, diverge or match the
    spectrum no better than a constant is kept only when every member does; among the
-   others, the one with the lowest sum of its ranks by `series_D_stsp` and by `series_D_H`
-   is kept (ties: lower `D_stsp`) and scored on the test series.
+   others, the one with the lowest product `series_D_stsp × series_D_H` is kept
+   (`best_member`) and scored on the test series.
 4. **Say what happened**: a verdict (`"ok"`, `"poor"`, `"fixed point"`, `"divergent"`, `"no
    better than a constant"`, `"no dynamics"`) with a plain message and suggestions of what the
    grid did not try.
@@ -89,7 +89,7 @@ MIN_STEPS, MAX_STEPS = 15_000, 40_000
 #: SprottC kept a member with a second, fixed-point attractor that no start reached).
 VALIDATION_STARTS = 8
 #: A member whose validation runs collapse (fixed point, divergence, a spectrum no better
-#: than a constant's) from more starts than this is ranked only when every member does: a
+#: than a constant's) from more starts than this is kept only when every member does: a
 #: model that fails from one start in eight can still be by far the best on the rest (the ECG
 #: pair, session 11: the member kept before reached 3.85 / 0.377 on test, the best member that
 #: never collapsed 6.53 / 0.771).
@@ -119,10 +119,13 @@ RESERVOIR_MIN_POINTS = 2_000
 #: 15.4 s for 40 000 points, 19.2 s for 125 000 steps at 1 000 units).
 RESERVOIR_FIT_SECONDS, RESERVOIR_RUN_SECONDS = 4e-10, 1.6e-10
 #: Reservoir members are planned only when they take at most this share of the budget's
-#: core-seconds (a short budget trains PLRNNs only). Known defect (session 21): the plan
-#: counts their seconds as spread over the cores, but they run as one job on one core, which
-#: also carries the fixed costs; with six reservoirs the catalogue's runs took up to 14 %
-#: longer than their 240 s (median 246 s).
+#: core-seconds (a short budget trains PLRNNs only). Known defect (sessions 21-22): with six
+#: reservoirs the catalogue's runs took up to 14 % longer than their 240 s (median 246 s).
+#: Measured on Rucklidge and Hindmarsh-Rose (session 22, quiet): the reservoirs run on one
+#: core and the four PLRNN ensembles on the other, whose updates and compilations took their
+#: planned 224 s; unplanned were the judging of the PLRNN members (about 1.5 s each, 12 s)
+#: and some 6 s of starting and scoring beyond `FIXED_SECONDS` (253-259 s in all). Planning
+#: them changes every update count, which needs a catalogue run.
 RESERVOIR_SHARE = 1 / 2
 
 #: The training series scoring a higher `D_stsp` than this against the test series makes the
@@ -697,30 +700,26 @@ def constant_d_h(x: np.ndarray) -> float:
                                                  smoothing=smoothing_for_length(len(x))))
 
 
-def _rank(values) -> np.ndarray:
-    v = np.asarray(values, float)
-    v = np.where(np.isfinite(v), v, np.inf)
-    order = np.argsort(v, kind="stable")
-    ranks = np.empty(len(v))
-    ranks[order] = np.arange(len(v))
-    return ranks
-
-
 def best_member(d_stsp, d_h, eligible=None) -> int:
-    """The member `dr.reconstruct` keeps: the lowest sum of its ranks by `d_stsp` and by
-    `d_h` (`dr.reconstruct` passes each member's mean `D_stsp` against the training series
-    and `D_H`; ties: the lower `d_stsp`, then the first). With `eligible` (one
-    bool per member; `dr.reconstruct`: its validation runs collapsed from at most
-    `MAX_COLLAPSED_RUNS` starts), only eligible members are ranked, unless none is: a model
-    seen collapsing on held-out data from several starts is never kept over one that was
-    not."""
+    """The member `dr.reconstruct` keeps: the lowest product `d_stsp × d_h` (`dr.reconstruct`
+    passes each member's mean `D_stsp` against the training series and `D_H`; a non-finite
+    `d_stsp` counts as infinite; ties: the lower `d_stsp`, then the first). The product is
+    the square of the two measures' geometric mean: neither measure's scale weighs on the
+    choice (a member twice as good on one and twice as bad on the other ties), and which
+    of two members is kept does not depend on the others' scores, as it did with the sum of
+    ranks used until session 22. With `eligible` (one bool per member; `dr.reconstruct`: its
+    validation runs collapsed from at most `MAX_COLLAPSED_RUNS` starts), only eligible
+    members are considered, unless none is: a model seen collapsing on held-out data from
+    several starts is never kept over one that was not."""
     d_stsp, d_h = np.asarray(d_stsp, float), np.asarray(d_h, float)
     pool = np.arange(len(d_stsp))
     if eligible is not None and np.any(eligible):
         pool = pool[np.asarray(eligible, bool)]
-    total = _rank(d_stsp[pool]) + _rank(d_h[pool])
     v = np.where(np.isfinite(d_stsp[pool]), d_stsp[pool], np.inf)
-    return int(pool[min(range(len(pool)), key=lambda i: (total[i], v[i], i))])
+    h = np.where(np.isfinite(d_h[pool]), d_h[pool], np.inf)
+    with np.errstate(invalid="ignore"):  # inf × 0
+        product = np.where(np.isinf(v) | np.isinf(h), np.inf, v * h)
+    return int(pool[min(range(len(pool)), key=lambda i: (product[i], v[i], i))])
 
 
 def diagnose(gen, *, d_h: float, d_h_constant: float, d_stsp: float | None = None,
@@ -1515,9 +1514,10 @@ def reconstruct(
                        [r["collapsed_runs"] <= MAX_COLLAPSED_RUNS for r in rows])
     rows[best]["kept"] = True
     model = models[best]
-    measures = task.score(model)
     test_eval = task.test_series()[: task.n_generate]
-    gen = np.asarray(task.free_run(model, test_eval), np.float64)
+    run = task.free_run(model, test_eval)
+    measures = task._score_run(model, test_eval, run)  # one free run: `score` would make it again
+    gen = np.asarray(run, np.float64)
     d_h_const = constant_d_h(test_eval)
     measures = {k: float(v) for k, v in measures.items()}
     measures["D_H_constant"] = d_h_const
