@@ -371,7 +371,7 @@ def _bad_cases(tmp_path):
     x[:, 1] = np.nan
     np.save(tmp_path / "nan.npy", x)
     cases["NaN-only neuron"] = (lambda: dr.io.open_recording(tmp_path / "nan.npy", rate=1.0),
-                                DynrnnValueError, "NaN at every frame.*\\[1\\]")
+                                DynrnnValueError, "channel.*NaN at every time point.*\\[1\\]")
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     cases["pickled npy"] = (lambda: dr.io.open_recording(tmp_path / "obj.npy", rate=1.0),
                             DynrnnValueError, "allow_pickle")

@@ -300,6 +300,17 @@ def test_cli_writes_the_grid(lorenz, tmp_path, capsys):
     assert main(["reconstruct", "--data", str(tmp_path / "train.npy"), "--workers", "none",
                  "--out", str(tmp_path / "other")]) == 1
     assert "--workers must be 'auto' or an integer >= 1, got 'none'" in capsys.readouterr().err
+    # a channel that is NaN throughout is named with the argument and the file, in words
+    # that fit a trajectory as well as a recording, before any work
+    bad = np.random.default_rng().normal(size=(3000, 3))
+    bad[:, 2] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    assert main(["reconstruct", "--data", str(tmp_path / "nan.npy"),
+                 "--out", str(tmp_path / "nan")]) == 1
+    err = capsys.readouterr().err
+    assert f"`data.train` ({tmp_path / 'nan.npy'}) has 1 channel(s)" in err
+    assert "NaN at every time point (index [2])" in err and "neuron(s)" not in err
+    assert not (tmp_path / "nan").exists()
 
 
 @pytest.mark.parametrize("kind", ["noise", "constant"])

@@ -196,6 +196,9 @@ def read_recording(spec: str, *, name: str, rate=None, layout=None, allow_pickle
         arr, attrs = load_series(spec, name=name, allow_pickle=allow_pickle)
         if layout == "neuron-major" and arr.shape[1] > 1:  # rows are channels
             arr = np.ascontiguousarray(arr.T)
+        from ..io._recording import _check_nan_neurons
+
+        _check_nan_neurons(arr, name, f" ({spec})")  # the message names the argument
         ds = io.from_array(arr, rate=1.0, source=str(path))
         ds.attrs["time_units"] = "steps"
         return ds

@@ -186,8 +186,10 @@ def _as_numeric(x, name: str, *, allow_bool: bool = False) -> np.ndarray:
     return arr
 
 
-def _check_nan_neurons(arr: np.ndarray, name: str) -> None:
-    """A neuron that is NaN at every frame carries no information and breaks every fit."""
+def _check_nan_neurons(arr: np.ndarray, name: str, where: str = "") -> None:
+    """A channel (neuron) that is NaN at every time point carries no information and breaks
+    every fit. The message speaks of channels: a recording's neurons, a trajectory's
+    variables. `where`: said after the name (the file, e.g.)."""
     if arr.dtype.kind != "f":
         return
     axes = tuple(range(arr.ndim - 1))
@@ -195,9 +197,9 @@ def _check_nan_neurons(arr: np.ndarray, name: str) -> None:
     if dead.any():
         idx = np.flatnonzero(dead)
         raise DynrnnValueError(
-            f"`{name}` has {idx.size} neuron(s) that are NaN at every frame (neuron index "
-            f"{idx[:10].tolist()}{' ...' if idx.size > 10 else ''}); drop them before building "
-            "the recording (e.g. array[:, keep])."
+            f"`{name}`{where} has {idx.size} channel(s) (neurons, variables) that are NaN at "
+            f"every time point (index {idx[:10].tolist()}{' ...' if idx.size > 10 else ''}); "
+            "drop them first (e.g. array[:, keep])."
         )
 
 
